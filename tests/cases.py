@@ -1,0 +1,99 @@
+"""Tiny model/data cases shared by the tests (float64, seeded)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+
+@dataclass
+class Case:
+    """A tiny model, its data and a loss, built reproducibly from a seed."""
+
+    name: str
+    make_model: Callable[[], torch.nn.Module]
+    make_data: Callable[[], tuple[torch.Tensor, torch.Tensor]]
+    loss: str | Callable = "cross_entropy"
+
+    def build(self) -> tuple[torch.nn.Module, tuple[torch.Tensor, torch.Tensor]]:
+        torch.manual_seed(hash(self.name) % 2**31)
+        model = self.make_model().double()
+        X, y = self.make_data()
+        return model, (X, y)
+
+
+def _cls_data(n: int, d: int, c: int) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
+    def make() -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(n * 31 + d * 7 + c)
+        X = torch.randn(n, d, generator=g, dtype=torch.float64)
+        y = torch.randint(0, c, (n,), generator=g)
+        return X, y
+
+    return make
+
+
+def _img_data(n: int, c: int) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
+    def make() -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(n + c)
+        X = torch.randn(n, 1, 6, 6, generator=g, dtype=torch.float64)
+        y = torch.randint(0, c, (n,), generator=g)
+        return X, y
+
+    return make
+
+
+def _reg_data(n: int, d: int, k: int) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
+    def make() -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(n + d + k)
+        X = torch.randn(n, d, generator=g, dtype=torch.float64)
+        Y = torch.randn(n, k, generator=g, dtype=torch.float64)
+        return X, Y
+
+    return make
+
+
+def smooth_l1_mean(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """A user loss: mean over samples of a smooth (log-cosh) error summed over outputs."""
+    return torch.log(torch.cosh(outputs - targets)).sum(dim=1).mean()
+
+
+nn = torch.nn
+
+CASES = [
+    Case(
+        "relu_mlp",
+        lambda: nn.Sequential(nn.Linear(4, 6), nn.ReLU(), nn.Linear(6, 5), nn.ReLU(), nn.Linear(5, 3)),
+        _cls_data(13, 4, 3),
+    ),
+    Case(
+        "tanh_mlp",
+        lambda: nn.Sequential(nn.Linear(3, 7), nn.Tanh(), nn.Linear(7, 4)),
+        _cls_data(11, 3, 4),
+    ),
+    Case(
+        "tanh_mlp_nobias",
+        lambda: nn.Sequential(nn.Linear(3, 6, bias=False), nn.Tanh(), nn.Linear(6, 3, bias=False)),
+        _cls_data(10, 3, 3),
+    ),
+    Case(
+        "small_cnn",
+        lambda: nn.Sequential(
+            nn.Conv2d(1, 2, 3), nn.Tanh(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8, 3)
+        ),
+        _img_data(9, 3),
+    ),
+    Case(
+        "tanh_mlp_mse",
+        lambda: nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 2)),
+        _reg_data(12, 3, 2),
+        "mse",
+    ),
+    Case(
+        "tanh_mlp_callable",
+        lambda: nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 2)),
+        _reg_data(12, 3, 2),
+        smooth_l1_mean,
+    ),
+]
