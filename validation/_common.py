@@ -1,0 +1,49 @@
+"""Shared harness of the validation scripts: arguments, outputs, outlier rule."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from gn_theory.results import atomic_write_bytes
+
+ROOT = Path(__file__).resolve().parent
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--out", default=str(ROOT / "out"), help="folder for the figure and JSON")
+    p.add_argument("--quick", action="store_true", help="tiny sizes (used by the test suite)")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def gap_outliers(eigenvalues: np.ndarray, max_count: int) -> int:
+    """Number of outliers by the largest-gap-ratio rule (THEORY.md section 9).
+
+    Among the top ``max_count + 1`` positive eigenvalues sorted descending,
+    the outliers are those above the largest ratio ``lambda_j / lambda_{j+1}``.
+    """
+    lam = np.sort(np.asarray(eigenvalues, dtype=float))[::-1]
+    lam = lam[lam > 0][: max_count + 1]
+    if lam.size < 2:
+        return int(lam.size)
+    ratios = lam[:-1] / lam[1:]
+    return int(np.argmax(ratios) + 1)
+
+
+def save(name: str, out: str, numbers: dict[str, Any], fig=None) -> Path:
+    """Write ``<out>/<name>.json`` (and ``.png``) atomically; return the JSON path."""
+    folder = Path(out)
+    path = atomic_write_bytes(folder / f"{name}.json", json.dumps(numbers, indent=2).encode())
+    if fig is not None:
+        import io
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+        atomic_write_bytes(folder / f"{name}.png", buf.getvalue())
+    return path
