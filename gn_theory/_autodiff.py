@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.autograd.forward_ad as fwAD
 from torch.func import functional_call, grad, jvp, vjp, vmap
 
 from .exceptions import DataError, DTypeError, InvalidInputError, ShapeError
@@ -39,6 +40,13 @@ class Loss:
     ) -> torch.Tensor:
         """Hessian of :meth:`sum` w.r.t. ``outputs`` applied to ``u`` (same shape)."""
         raise NotImplementedError
+
+    def output_grad(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Gradient of :meth:`sum` w.r.t. ``outputs`` (the residuals), detached."""
+        with torch.enable_grad():
+            o = outputs.detach().requires_grad_(True)
+            (r,) = torch.autograd.grad(self.sum(o, targets), o)
+        return r
 
 
 class CrossEntropyLoss(Loss):
@@ -82,6 +90,14 @@ class CrossEntropyLoss(Loss):
         pu = p * u
         return pu - p * pu.sum(dim=-1, keepdim=True)
 
+    def output_grad(  # noqa: D102
+        self, outputs: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
+        # softmax(f) - onehot(y)
+        r = torch.softmax(outputs.detach(), dim=-1)
+        r[torch.arange(r.shape[0], device=r.device), targets] -= 1
+        return r
+
 
 class MSELoss(Loss):
     """Half squared error summed over outputs: ``0.5 * ||f - y||^2`` per sample."""
@@ -106,6 +122,11 @@ class MSELoss(Loss):
         self, outputs: torch.Tensor, targets: torch.Tensor, u: torch.Tensor
     ) -> torch.Tensor:
         return u
+
+    def output_grad(  # noqa: D102
+        self, outputs: torch.Tensor, targets: torch.Tensor
+    ) -> torch.Tensor:
+        return outputs.detach() - targets
 
 
 class CallableLoss(Loss):
@@ -247,6 +268,53 @@ class FunctionalModel:
 
 
 # --------------------------------------------------------------------------- kernels
+#
+# Costs below are in units of one plain autograd gradient of the same loss on the
+# same batch (``torch.autograd.grad`` of the batch loss), measured by
+# ``benchmarks/bench_operators.py`` on a 784-256-128-10 ReLU MLP (P = 235,146),
+# float32, CPU, 2 threads; see docs/performance.md ("Operators") for the table.
+#
+# Single vectors and blocks take different paths on purpose: for one vector,
+# reverse-over-reverse (autograd double backward) and forward-mode dual numbers
+# are cheaper; for a block, vmap over forward-over-reverse shares the primal
+# passes between the k vectors and wins by far.
+
+
+def _leaf(theta: torch.Tensor) -> torch.Tensor:
+    """A fresh autograd leaf sharing ``theta``'s storage."""
+    return theta.detach().requires_grad_(True)
+
+
+def _hvp_double_backward(value: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``(d^2 value / dt^2) @ v`` by autograd double backward (one vector).
+
+    ``value`` is a scalar computed, with grad mode on, from the leaf ``t``.
+    """
+    with torch.enable_grad():
+        if not value.requires_grad:  # constant in t
+            return torch.zeros_like(v)
+        (g,) = torch.autograd.grad(value, t, create_graph=True)
+        if not g.requires_grad:  # linear in theta: zero Hessian
+            return torch.zeros_like(v)
+        (hv,) = torch.autograd.grad(g, t, v, allow_unused=True)
+    return torch.zeros_like(v) if hv is None else hv.detach()
+
+
+def _hvp_block(
+    scalar_of: Callable[[torch.Tensor], torch.Tensor],
+    theta: torch.Tensor,
+    V: torch.Tensor,
+    chunk_size: int | None,
+) -> torch.Tensor:
+    """``Hess(scalar_of)(theta) @ V`` for a block (P, k): vmap over jvp(grad)."""
+    g = grad(scalar_of)
+
+    def hvp(v: torch.Tensor) -> torch.Tensor:
+        return jvp(g, (theta,), (v,))[1]
+
+    return vmap(hvp, in_dims=1, out_dims=1, chunk_size=chunk_size)(V)
+
+
 def hessian_batch(
     f: FunctionalModel,
     loss: Loss,
@@ -257,20 +325,27 @@ def hessian_batch(
 ) -> torch.Tensor:
     """Sum over the batch of ``H_i V`` for a block ``V`` of shape (P, k).
 
-    Forward-over-reverse: ``jvp(grad(loss_sum))``, vmapped over the columns of
-    ``V`` so that the primal forward/backward pass is shared by the block.
+    One vector (k = 1): reverse-over-reverse, i.e. autograd double backward
+    (gradient with ``create_graph=True``, then the gradient of ``<g, v>``);
+    measured about 2.3-2.9 gradients (2.9 on a loaded 2-core machine, where
+    the many small kernels of the second backward weigh most), against
+    3.2 for ``jvp(grad)``.
+
+    A block (k > 1): ``vmap`` over forward-over-reverse ``jvp(grad(loss))``,
+    so the primal forward/backward is shared by the k vectors; measured about
+    0.65 gradients per vector for k = 10 (reverse-over-reverse vmapped, or
+    ``is_grads_batched``, cost about 0.9).
     """
     theta = f.theta
 
-    def g(t: torch.Tensor) -> torch.Tensor:
-        return grad(lambda s: loss.sum(f(s, x), y))(t)
-
-    def hvp(v: torch.Tensor) -> torch.Tensor:
-        return jvp(g, (theta,), (v,))[1]
+    def scalar_of(t: torch.Tensor) -> torch.Tensor:
+        return loss.sum(f(t, x), y)
 
     if V.shape[1] == 1:
-        return hvp(V[:, 0]).unsqueeze(1)
-    return vmap(hvp, in_dims=1, out_dims=1, chunk_size=chunk_size)(V)
+        with torch.enable_grad():
+            t = _leaf(theta)
+            return _hvp_double_backward(scalar_of(t), t, V[:, 0]).unsqueeze(1)
+    return _hvp_block(scalar_of, theta, V, chunk_size)
 
 
 def ggn_batch(
@@ -283,10 +358,33 @@ def ggn_batch(
 ) -> torch.Tensor:
     """Sum over the batch of ``J_i^T H_loss,i J_i V`` for ``V`` of shape (P, k).
 
-    ``J V`` by forward mode (jvp), the loss Hessian in closed form (or by
-    forward-over-reverse for a callable loss), ``J^T`` by one vjp.
+    ``J V`` by forward mode, the loss Hessian in closed form (or by
+    forward-over-reverse for a callable loss), ``J^T`` by reverse mode.
+
+    One vector (k = 1): a single forward pass on dual numbers
+    (:mod:`torch.autograd.forward_ad`) that also records the autograd graph
+    yields both the outputs and ``J v``; one backward then applies ``J^T``.
+    Measured about 1.8 gradients (2.15 for separate vjp and jvp passes).
+
+    A block (k > 1): one primal vjp shared by the block, ``vmap`` over the
+    jvp and over the vjp function; measured about 0.5 gradients per vector
+    for k = 10.
     """
     theta = f.theta
+    if V.shape[1] == 1:
+        v = V[:, 0]
+        with torch.enable_grad():
+            t = _leaf(theta)
+            with fwAD.dual_level():
+                primal, jv = fwAD.unpack_dual(f(fwAD.make_dual(t, v), x))
+            if jv is None:  # outputs do not depend on theta
+                jv = torch.zeros_like(primal)
+            u = loss.output_hvp(primal.detach(), y, jv)
+            if not primal.requires_grad:
+                return torch.zeros_like(V)
+            (gv,) = torch.autograd.grad(primal, t, u, allow_unused=True)
+        return (torch.zeros_like(v) if gv is None else gv.detach()).unsqueeze(1)
+
     out, vjp_fn = vjp(lambda t: f(t, x), theta)
     out = out.detach()
 
@@ -294,6 +392,39 @@ def ggn_batch(
         jv = jvp(lambda t: f(t, x), (theta,), (v,))[1]
         return vjp_fn(loss.output_hvp(out, y, jv))[0]
 
-    if V.shape[1] == 1:
-        return one(V[:, 0]).unsqueeze(1)
     return vmap(one, in_dims=1, out_dims=1, chunk_size=chunk_size)(V)
+
+
+def residual_batch(
+    f: FunctionalModel,
+    loss: Loss,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    V: torch.Tensor,
+    chunk_size: int | None,
+) -> torch.Tensor:
+    r"""Sum over the batch of ``R_i V = (H_i - G_i) V`` for ``V`` of shape (P, k).
+
+    Not as ``H V - G V``: with the residuals :math:`r = \partial\ell/\partial f`
+    held fixed at the current parameters, :math:`R = \nabla^2_\theta\,
+    (r^\top f(\theta))` exactly, so ``R V`` is one Hessian-vector product of
+    that pseudo-loss (same paths as :func:`hessian_batch`), plus one primal
+    forward for ``r`` in the block case (shared with the product for k = 1).
+    Measured about 2.4 gradients for one vector (5.3 as H v - G v) and about
+    0.65 per vector in blocks of 10 (1.15 as H V - G V).
+    """
+    theta = f.theta
+    if V.shape[1] == 1:
+        with torch.enable_grad():
+            t = _leaf(theta)
+            out = f(t, x)  # one forward: residuals and the product's graph
+            r = loss.output_grad(out.detach(), y)
+            return _hvp_double_backward((r * out).sum(), t, V[:, 0]).unsqueeze(1)
+
+    with torch.no_grad():
+        r = loss.output_grad(f(theta, x), y)
+
+    def scalar_of(t: torch.Tensor) -> torch.Tensor:
+        return (r * f(t, x)).sum()
+
+    return _hvp_block(scalar_of, theta, V, chunk_size)

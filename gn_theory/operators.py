@@ -41,6 +41,7 @@ from ._autodiff import (
     ggn_batch,
     hessian_batch,
     make_loss,
+    residual_batch,
 )
 from ._data import DataSource, reduce_sum
 from .exceptions import (
@@ -606,7 +607,8 @@ class ModelCurvatureOperator(CurvatureOperator):
             elif self.kind == "ggn":
                 acc += ggn_batch(f, loss, x, y, V, cs)
             else:
-                acc += hessian_batch(f, loss, x, y, V, cs) - ggn_batch(f, loss, x, y, V, cs)
+                # R = Hess of r^T f with the residuals r fixed: one product, not H - G
+                acc += residual_batch(f, loss, x, y, V, cs)
         return reduce_sum(acc) / self.num_samples
 
     def gradient(self) -> torch.Tensor:
