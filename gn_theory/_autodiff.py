@@ -275,9 +275,12 @@ class FunctionalModel:
 # float32, CPU, 2 threads; see docs/performance.md ("Operators") for the table.
 #
 # Single vectors and blocks take different paths on purpose: for one vector,
-# reverse-over-reverse (autograd double backward) and forward-mode dual numbers
-# are cheaper; for a block, vmap over forward-over-reverse shares the primal
-# passes between the k vectors and wins by far.
+# autograd double backward (H, R) and forward-mode dual numbers (G) are the
+# cheapest; for a block, vmap shares the primal passes between the k vectors.
+# Blocks cannot reach 1 gradient per vector on such an MLP: each vector needs
+# X V1^T and (.)^T X through the first layer, as many flops as the whole
+# first-layer share of a gradient, plus about twice the gradient's flops in
+# the other layers (~1.2 gradients for H, ~1.07 for G by flop count).
 
 
 def _leaf(theta: torch.Tensor) -> torch.Tensor:
@@ -306,11 +309,15 @@ def _hvp_block(
     V: torch.Tensor,
     chunk_size: int | None,
 ) -> torch.Tensor:
-    """``Hess(scalar_of)(theta) @ V`` for a block (P, k): vmap over jvp(grad)."""
-    g = grad(scalar_of)
+    """``Hess(scalar_of)(theta) @ V`` for a block (P, k).
+
+    Reverse-over-reverse: one primal forward and one gradient pass recorded by
+    ``vjp(grad(scalar_of))``, then the pullback vmapped over the k columns.
+    """
+    _, pullback = vjp(grad(scalar_of), theta)
 
     def hvp(v: torch.Tensor) -> torch.Tensor:
-        return jvp(g, (theta,), (v,))[1]
+        return pullback(v)[0]
 
     return vmap(hvp, in_dims=1, out_dims=1, chunk_size=chunk_size)(V)
 
@@ -325,16 +332,15 @@ def hessian_batch(
 ) -> torch.Tensor:
     """Sum over the batch of ``H_i V`` for a block ``V`` of shape (P, k).
 
-    One vector (k = 1): reverse-over-reverse, i.e. autograd double backward
-    (gradient with ``create_graph=True``, then the gradient of ``<g, v>``);
-    measured about 2.3-2.9 gradients (2.9 on a loaded 2-core machine, where
-    the many small kernels of the second backward weigh most), against
-    3.2 for ``jvp(grad)``.
+    One vector (k = 1): autograd double backward (gradient with
+    ``create_graph=True``, then the gradient of ``<g, v>``). Measured cost
+    about 2.1-2.4 gradients (``jvp(grad)``: 2.9-3.4).
 
-    A block (k > 1): ``vmap`` over forward-over-reverse ``jvp(grad(loss))``,
-    so the primal forward/backward is shared by the k vectors; measured about
-    0.65 gradients per vector for k = 10 (reverse-over-reverse vmapped, or
-    ``is_grads_batched``, cost about 0.9).
+    A block (k > 1): reverse-over-reverse, the primal forward and the
+    gradient pass recorded once by ``vjp(grad(loss))`` and the pullback
+    ``vmap``-ed over the k columns. Measured about 1.25-1.3 gradients per
+    vector for k = 10 (vmapped ``jvp(grad)``: 1.3-1.5; the flop bound is
+    about 1.2, see above).
     """
     theta = f.theta
 
@@ -364,11 +370,12 @@ def ggn_batch(
     One vector (k = 1): a single forward pass on dual numbers
     (:mod:`torch.autograd.forward_ad`) that also records the autograd graph
     yields both the outputs and ``J v``; one backward then applies ``J^T``.
-    Measured about 1.8 gradients (2.15 for separate vjp and jvp passes).
+    Measured cost about 1.75-2.0 gradients (separate vjp and jvp passes:
+    2.2-2.5).
 
     A block (k > 1): one primal vjp shared by the block, ``vmap`` over the
-    jvp and over the vjp function; measured about 0.5 gradients per vector
-    for k = 10.
+    jvp and over the vjp function; measured about 1.1-1.2 gradients per
+    vector for k = 10 (the flop bound is about 1.07).
     """
     theta = f.theta
     if V.shape[1] == 1:
@@ -410,8 +417,9 @@ def residual_batch(
     (r^\top f(\theta))` exactly, so ``R V`` is one Hessian-vector product of
     that pseudo-loss (same paths as :func:`hessian_batch`), plus one primal
     forward for ``r`` in the block case (shared with the product for k = 1).
-    Measured about 2.4 gradients for one vector (5.3 as H v - G v) and about
-    0.65 per vector in blocks of 10 (1.15 as H V - G V).
+    Measured about 2.1-2.3 gradients for one vector (5.1-5.7 as
+    ``H v - G v``) and about 1.3-1.4 per vector in blocks of 10 (2.4 as
+    ``H V - G V``).
     """
     theta = f.theta
     if V.shape[1] == 1:
