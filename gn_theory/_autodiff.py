@@ -334,13 +334,13 @@ def hessian_batch(
 
     One vector (k = 1): autograd double backward (gradient with
     ``create_graph=True``, then the gradient of ``<g, v>``). Measured cost
-    about 2.1-2.4 gradients (``jvp(grad)``: 2.9-3.4).
+    about 2.0-2.4 gradients (``jvp(grad)``: 3.2-3.5).
 
     A block (k > 1): reverse-over-reverse, the primal forward and the
     gradient pass recorded once by ``vjp(grad(loss))`` and the pullback
-    ``vmap``-ed over the k columns. Measured about 1.25-1.3 gradients per
-    vector for k = 10 (vmapped ``jvp(grad)``: 1.3-1.5; the flop bound is
-    about 1.2, see above).
+    ``vmap``-ed over the k columns. Measured about 1.2-1.4 gradients per
+    vector for k = 10, 5-10 % less than vmapped ``jvp(grad)`` (the flop
+    bound is about 1.2, see above).
     """
     theta = f.theta
 
@@ -370,11 +370,11 @@ def ggn_batch(
     One vector (k = 1): a single forward pass on dual numbers
     (:mod:`torch.autograd.forward_ad`) that also records the autograd graph
     yields both the outputs and ``J v``; one backward then applies ``J^T``.
-    Measured cost about 1.75-2.0 gradients (separate vjp and jvp passes:
-    2.2-2.5).
+    Measured cost about 1.7-2.0 gradients (separate vjp and jvp passes:
+    2.4-2.6).
 
     A block (k > 1): one primal vjp shared by the block, ``vmap`` over the
-    jvp and over the vjp function; measured about 1.1-1.2 gradients per
+    jvp and over the vjp function; measured about 1.0-1.2 gradients per
     vector for k = 10 (the flop bound is about 1.07).
     """
     theta = f.theta
@@ -417,9 +417,9 @@ def residual_batch(
     (r^\top f(\theta))` exactly, so ``R V`` is one Hessian-vector product of
     that pseudo-loss (same paths as :func:`hessian_batch`), plus one primal
     forward for ``r`` in the block case (shared with the product for k = 1).
-    Measured about 2.1-2.3 gradients for one vector (5.1-5.7 as
-    ``H v - G v``) and about 1.3-1.4 per vector in blocks of 10 (2.4 as
-    ``H V - G V``).
+    Measured about 2.0-2.3 gradients for one vector (about 5.7 as
+    ``H v - G v``) and about 1.2-1.4 per vector in blocks of 10 (about 2.4
+    as ``H V - G V``).
     """
     theta = f.theta
     if V.shape[1] == 1:
