@@ -165,11 +165,11 @@ def main(argv: list[str] | None = None) -> int:  # noqa: D103
     print(f"MLP {args.inputs}-{'-'.join(map(str, args.hidden))}-{args.classes} ReLU, P={P:,}, "
           f"N={N}, batches of {args.batch_size or N}, float32, {args.repeats} repeats (median), "
           f"load average {load0:.2f} before, {load1:.2f} after")
-    print(f"block column vs single product, rel. diff: "
+    print("block column vs single product, rel. diff: "
           + ", ".join(f"{k} {e:.1e}" for k, e in check.items()))
     print()
-    print(f"| product | median time (ms) | gradients per vector |")
-    print(f"|---|---:|---:|")
+    print("| product | median time (ms) | gradients per vector |")
+    print("|---|---:|---:|")
     for name, (_, k) in cases.items():
         m = statistics.median(times[name])
         print(f"| {name} | {m * 1e3:.1f} | {m / unit / k:.2f} |")
