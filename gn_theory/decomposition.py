@@ -711,20 +711,25 @@ def _cotangents(p: torch.Tensor) -> torch.Tensor:
     return p.sqrt().T[:, :, None] * (eye[:, None, :] - p[None, :, :])
 
 
-def _check_probs(p: torch.Tensor, index: int) -> None:
+def _check_probs(p: torch.Tensor, where: str) -> None:
     if not bool(torch.isfinite(p).all()):
-        raise NonFiniteError(f"batch {index}: the softmax probabilities are not finite")
+        raise NonFiniteError(f"{where}: the softmax probabilities are not finite")
 
 
 def _stream_means(
-    G: Any, C: int, full: bool, method: str, chunk_size: int | None
-) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Sums over samples of delta_{i,c'} by true class: (C, C, P) or (C, 2, P) [diag, level]."""
-    f, theta = G.function, G.function.theta
+    G: Any, C: int, full: bool, method: str, chunk_size: int | None, buffer_rows: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Sums over samples of delta_{i,c'} by true class: (C, C, P) or (C, 2, P) [diag, level].
+
+    Also returns the class counts, the summed loss (from the same forward passes) and the
+    number of VJPs.
+    """
+    f, theta, loss = G.function, G.function.theta, G.loss
     P = theta.numel()
     rows_out = C if full else 2
     S = torch.zeros(C, rows_out, P, dtype=torch.float64, device=theta.device)
     counts = torch.zeros(C, dtype=torch.int64, device=theta.device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=theta.device)
     nvjp = 0
 
     def reduce_cot(W: torch.Tensor, c: int) -> torch.Tensor:
@@ -734,11 +739,46 @@ def _stream_means(
         level = (W.sum(0) - W[c]) / (C - 1)
         return torch.stack([W[c], level])
 
+    def probs(out: torch.Tensor, yc: torch.Tensor, where: str) -> torch.Tensor:
+        nonlocal loss_sum
+        out = out.detach()
+        p = torch.softmax(out, dim=-1)
+        _check_probs(p, where)
+        loss_sum += loss.sum(out, yc).to(torch.float64)
+        return p
+
+    # class_split / loop: rows of one class are gathered across the data's batches (at most
+    # buffer_rows per class) so that the cost does not depend on how the user batched the data
+    pending: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in range(C)]
+    pending_rows = [0] * C
+    last_index = 0
+
+    def flush(c: int, index: int) -> None:
+        nonlocal nvjp
+        where = f"class {c}, samples gathered from batches up to {index}"
+        xc = torch.cat([a for a, _ in pending[c]])
+        yc = torch.cat([b for _, b in pending[c]])
+        pending[c].clear()
+        pending_rows[c] = 0
+        if method == "loop":
+            with torch.enable_grad():
+                t = theta.detach().requires_grad_(True)
+                out = f(t, xc)
+                W = reduce_cot(_cotangents(probs(out, yc, where)), c)
+                for j in range(W.shape[0]):
+                    (g,) = torch.autograd.grad(out, t, W[j], retain_graph=j < W.shape[0] - 1)
+                    S[c, j] += g
+        else:  # class_split: one forward per class subset, vmap over the cotangents
+            out, vjp_fn = vjp(lambda t: f(t, xc), theta)
+            W = reduce_cot(_cotangents(probs(out, yc, where)), c)
+            S[c] += vmap(vjp_fn, chunk_size=chunk_size)(W)[0]
+        nvjp += W.shape[0]
+
     for index, x, y in G.data:
+        last_index = index
         if method == "masked":
             out, vjp_fn = vjp(lambda t: f(t, x), theta)
-            p = torch.softmax(out.detach(), dim=-1)
-            _check_probs(p, index)
+            p = probs(out, y, f"batch {index}")
             W = _cotangents(p)  # (C', B, C)
             present = torch.unique(y).tolist()
             cots = []
@@ -747,35 +787,45 @@ def _stream_means(
                 cots.append(reduce_cot(W, c) * mask)
                 counts[c] += int((y == c).sum())
             T = torch.cat(cots)  # (len(present) * rows_out, B, C)
-            g = vmap(vjp_fn, chunk_size=chunk_size)(T)[0].to(torch.float64)
+            g = vmap(vjp_fn, chunk_size=chunk_size)(T)[0]
             nvjp += T.shape[0]
             for j, c in enumerate(present):
                 S[c] += g[j * rows_out : (j + 1) * rows_out]
             continue
         for c in torch.unique(y).tolist():
             sel = y == c
-            xc = x[sel]
             counts[c] += int(sel.sum())
-            if method == "loop":
-                with torch.enable_grad():
-                    t = theta.detach().requires_grad_(True)
-                    out = f(t, xc)
-                    p = torch.softmax(out.detach(), dim=-1)
-                    _check_probs(p, index)
-                    W = reduce_cot(_cotangents(p), c)
-                    for j in range(W.shape[0]):
-                        (g,) = torch.autograd.grad(out, t, W[j], retain_graph=j < W.shape[0] - 1)
-                        S[c, j] += g.to(torch.float64)
-                nvjp += W.shape[0]
-            else:  # class_split: one forward per class subset, vmap over the cotangents
-                out, vjp_fn = vjp(lambda t: f(t, xc), theta)
-                p = torch.softmax(out.detach(), dim=-1)
-                _check_probs(p, index)
-                W = reduce_cot(_cotangents(p), c)
-                g = vmap(vjp_fn, chunk_size=chunk_size)(W)[0]
-                S[c] += g.to(torch.float64)
-                nvjp += W.shape[0]
-    return reduce_sum(S), reduce_sum(counts), nvjp
+            pending[c].append((x[sel], y[sel]))
+            pending_rows[c] += int(sel.sum())
+            if pending_rows[c] >= buffer_rows:
+                flush(c, index)
+    for c in range(C):
+        if pending_rows[c]:
+            flush(c, last_index)
+    return reduce_sum(S), reduce_sum(counts), reduce_sum(loss_sum), nvjp
+
+
+def _gram_maps(C: int) -> dict[str, np.ndarray]:
+    r"""Linear maps T with A_part = T A_cm (rows), so K_part = T K T^T (THEORY.md 2.3-2.4).
+
+    Rows of A_cm are :math:`\sqrt{\pi_c}\delta_{c,c'}` at ``c * C + c'``; every part
+    combines rows of one class c only, so the weights pass through.
+    """
+    T0 = np.zeros((C, C * C))
+    T1 = np.zeros((C, C * C))
+    T2 = np.zeros((C * (C - 1), C * C))
+    r = 0
+    for c in range(C):
+        T0[c, c * C + c] = 1.0
+        others = [c * C + d for d in range(C) if d != c]
+        T1[c, others] = 1.0 / math.sqrt(C - 1)  # sqrt(C-1) * mean over C-1 logits
+        for d in range(C):
+            if d == c:
+                continue
+            T2[r, others] = -1.0 / (C - 1)
+            T2[r, c * C + d] += 1.0
+            r += 1
+    return {"G_0": T0, "G_1": T1, "G_2": T2}
 
 
 def class_structure(
@@ -789,6 +839,7 @@ def class_structure(
     empty_classes: Literal["error", "zero"] = "error",
     method: Method = "class_split",
     chunk_size: int | None = None,
+    buffer_rows: int = 1024,
     max_bytes: int | None = None,
 ) -> ClassStructure:
     r"""Class means of the GGN's :math:`\delta` vectors and the exact spectra of its low-rank parts.
@@ -835,6 +886,13 @@ def class_structure(
         cotangent. All give the same numbers; see Notes for costs.
     chunk_size : int, optional
         Cotangents per vmapped pass (default all at once); lower it to save memory.
+    buffer_rows : int, default 1024
+        ``"class_split"`` and ``"loop"``: the samples of one class are gathered
+        across the data's batches until there are ``buffer_rows`` of them (or
+        the data end), and their C VJPs are run then. This makes the cost
+        independent of how the data are batched; the extra memory is at most
+        C x ``buffer_rows`` inputs, plus C x ``buffer_rows`` x (widths) for the
+        vmapped backward pass.
     max_bytes : int, optional
         Memory budget for the C^2 P float64 means, default
         :data:`CLASS_MEANS_MEMORY_BUDGET` (2 GiB; counted twice for a working
@@ -864,12 +922,13 @@ def class_structure(
     Notes
     -----
     Cost: one forward pass over the data to validate it (shared with the GGN
-    operator's construction) and one streaming pass computing the means. With
-    ``"class_split"`` the streaming pass costs one forward per batch (split
-    by class) and C vector-Jacobian products per sample: per batch, C VJPs
-    over each class subset, i.e. the work of C full-batch backward passes,
-    whatever the batch size, and no per-sample Jacobian is formed. ``"masked"``
-    does (classes present) x C full-batch backward passes (up to C^2).
+    operator's construction) and one streaming pass computing the means (and
+    the loss). With ``"class_split"`` the streaming pass costs one forward
+    per sample and C vector-Jacobian products per sample, run as one
+    vmapped pullback of C cotangents per class per buffer of rows: the work
+    of C full-data backward passes, whatever the batch size, and no
+    per-sample Jacobian is formed. ``"masked"`` does (classes present) x C
+    backward passes over each whole batch (up to C^2 full-data passes).
     Measured figures: ``docs/performance.md`` ("Class structure"). Memory:
     C^2 P float64 numbers for the means, C^2 x B x C for the cotangents.
     The Grams cost :math:`C^4 P` flops (:math:`C^2 P` for each of the C^2 rows).
@@ -905,6 +964,7 @@ def class_structure(
     _checks.check_choice("method", method, ("class_split", "masked", "loop"))
     if chunk_size is not None:
         chunk_size = _checks.check_positive_int("chunk_size", chunk_size)
+    buffer_rows = _checks.check_positive_int("buffer_rows", buffer_rows)
     budget = CLASS_MEANS_MEMORY_BUDGET if max_bytes is None else int(max_bytes)
 
     G = ggn_operator(model, data, loss, params=params, device=device, dtype=dtype)
@@ -934,7 +994,7 @@ def class_structure(
         warnings.warn(msg, NumericalWarning, stacklevel=2)
 
     start = time.perf_counter()
-    S, counts_t, nvjp = _stream_means(G, C, full, method, chunk_size)
+    S, counts_t, loss_sum, nvjp = _stream_means(G, C, full, method, chunk_size, buffer_rows)
     seconds = time.perf_counter() - start
     counts = counts_t.cpu().numpy().astype(np.int64)
     if int(counts.sum()) != N:  # pragma: no cover - DataSource yields what it validated
@@ -946,34 +1006,32 @@ def class_structure(
             "means are undefined. Pass empty_classes='zero' to give them prior 0 and zero "
             "means, or evaluate on data covering every class"
         )
-    if C - empty.size < 1:  # pragma: no cover - N >= 1 guarantees a class
-        raise DataError("no class has samples")
 
     denom = torch.as_tensor(np.maximum(counts, 1), dtype=torch.float64, device=S.device)
-    means = S / denom[:, None, None]
+    means = S.div_(denom[:, None, None])  # in place: S is not needed any more
     priors = counts / N
-    w = torch.as_tensor(np.sqrt(priors), dtype=torch.float64, device=S.device)
+    sw = np.sqrt(priors)
     if full:
-        diag = means[torch.arange(C), torch.arange(C)]
-        off = ~torch.eye(C, dtype=torch.bool, device=S.device)
-        level = (means * off[:, :, None]).sum(1) / (C - 1)
-        A = (w[:, None, None] * means).reshape(C * C, P)
-        K = (A @ A.T).cpu().numpy()
-        nu = (means - level[:, None, :])[off].reshape(C * (C - 1), P)
-        w2 = w.repeat_interleave(C - 1)
-        A2 = w2[:, None] * nu
-        K2 = (A2 @ A2.T).cpu().numpy()
-        del A, A2, nu
+        idx = torch.arange(C, device=S.device)
+        diag = means[idx, idx]
+        level = (means.sum(1) - diag) / (C - 1)
+        M = means.reshape(C * C, P)
+        wk = np.repeat(sw, C)
+        # the one P-sized product: K = diag(w) (M M^T) diag(w); the parts' Grams follow exactly
+        K = (M @ M.T).cpu().numpy() * np.outer(wk, wk)
+        K = 0.5 * (K + K.T)
+        maps = _gram_maps(C)
+        K0, K1, K2 = (maps[p] @ K @ maps[p].T for p in ("G_0", "G_1", "G_2"))
     else:
         diag, level = means[:, 0], means[:, 1]
         K = K2 = None
-    A0 = w[:, None] * diag
-    A1 = math.sqrt(C - 1) * w[:, None] * level
-    K0 = (A0 @ A0.T).cpu().numpy()
-    K1 = (A1 @ A1.T).cpu().numpy()
+        A01 = torch.cat([diag, level])  # (2C, P)
+        B = (A01 @ A01.T).cpu().numpy()
+        K0 = B[:C, :C] * np.outer(sw, sw)
+        K1 = (C - 1) * B[C:, C:] * np.outer(sw, sw)
 
     result = ClassStructure(
-        class_means=means.cpu().numpy() if full else None,
+        class_means=means.cpu().numpy() if full else None,  # no copy on the CPU
         class_level_means=level.cpu().numpy(),
         self_class_means=diag.cpu().numpy(),
         priors=priors.astype(np.float64),
@@ -985,13 +1043,14 @@ def class_structure(
         K0=K0,
         K1=K1,
         K2=K2,
-        loss_value=G.loss_value(),
+        loss_value=float(loss_sum) / N,
         num_vjps=int(nvjp),
         seconds=float(seconds),
         skipped=skipped,
         metadata={
             **G.metadata,
             "method": method,
+            "buffer_rows": buffer_rows,
             "empty_classes": empty_classes,
             "accumulation_dtype": "float64",
         },
