@@ -1073,7 +1073,12 @@ class FortGanguli(ResultMixin):
     ks : numpy.ndarray
         The subspace sizes k, ascending.
     eigenvalues_H, eigenvalues_G : numpy.ndarray
-        Top ``max(ks)`` eigenvalues of H and G (Lanczos), descending.
+        Top ``max(ks, C)`` eigenvalues of H and G (Lanczos), descending.
+    predicted_top : numpy.ndarray
+        The prediction to set against them: the top C eigenvalues of
+        :math:`G_{\rm cm}` (of :math:`G_1` if the C^2 means were skipped).
+    predicted_level1 : numpy.ndarray
+        eig(:math:`G_1`), the class-level outliers.
     confinement_full_H, confinement_full_G : numpy.ndarray
         :math:`f_k(g) = \|U_k^\top g\|^2 / \|g\|^2` for the full-batch loss
         gradient g and the top-k eigenvectors U_k of H (of G), shape (len(ks),).
@@ -1108,6 +1113,8 @@ class FortGanguli(ResultMixin):
     ks: np.ndarray
     eigenvalues_H: np.ndarray
     eigenvalues_G: np.ndarray
+    predicted_top: np.ndarray
+    predicted_level1: np.ndarray
     confinement_full_H: np.ndarray
     confinement_full_G: np.ndarray
     confinement_batches_H: np.ndarray
@@ -1130,9 +1137,12 @@ class FortGanguli(ResultMixin):
         -------
         Summary
         """
+        C = self.num_classes
         rows: list[tuple[str, str]] = [
             ("top eig H", _fmt_values(self.eigenvalues_H, 12)),
             ("top eig G", _fmt_values(self.eigenvalues_G, 12)),
+            (f"predicted top {C} (G_cm)", _fmt_values(self.predicted_top, 12)),
+            ("eig G_1 (level 1)", _fmt_values(self.predicted_level1, 12)),
         ]
         for j, k in enumerate(self.ks):
             bh = self.confinement_batches_H[:, j]
@@ -1336,6 +1346,8 @@ def fort_ganguli(
         ks=np.asarray(ks, dtype=np.int64),
         eigenvalues_H=eH,
         eigenvalues_G=eG,
+        predicted_top=structure.eigenvalues(cm_part)[:C],
+        predicted_level1=structure.eigenvalues("G_1"),
         confinement_full_H=frac(g_full, UH),
         confinement_full_G=frac(g_full, UG),
         confinement_batches_H=np.array(fb_H),

@@ -417,7 +417,7 @@ def test_trained_gaussian_mixture_top_eigenvalues_come_from_the_class_means():
 
 
 # ----------------------------------------------------------------------------- Fort & Ganguli
-def test_fort_ganguli_against_dense_references():
+def test_fort_ganguli_against_dense_references(tmp_path):
     model, (X, y) = _tanh3()
     data = [(X[:8], y[:8]), (X[8:], y[8:])]
     cs = class_structure(model, data)
@@ -449,6 +449,11 @@ def test_fort_ganguli_against_dense_references():
     assert set(fg.cosine_stats) == {"same_logit_same_class", "same_logit_diff_class",
                                     "diff_logit_same_class", "diff_logit_diff_class"}
     assert "grad in top-3" in str(fg.summary())
+    np.testing.assert_array_equal(fg.predicted_top, cs.eigenvalues("G_cm")[:3])
+    fg.save(tmp_path / "fg")
+    back = FortGanguli.load(tmp_path / "fg")
+    np.testing.assert_array_equal(back.cosine_groups, fg.cosine_groups)
+    assert back.subspace_overlaps == fg.subspace_overlaps
 
 
 def test_logit_gradient_cosines_match_jacrev():
