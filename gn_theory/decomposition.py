@@ -57,7 +57,6 @@ arXiv:1812.04754 (2018).
 
 from __future__ import annotations
 
-import html
 import math
 import time
 import warnings
@@ -78,6 +77,8 @@ from .exceptions import (
     NumericalWarning,
 )
 from .operators import CurvatureOperator, ggn_operator
+from ._summary import Summary
+from ._summary import fmt_values as _fmt_values
 from .results import ResultMixin
 
 __all__ = [
@@ -107,66 +108,6 @@ def _fmt_bytes(n: float) -> str:
             return f"{n:.1f} {unit}"
         n /= 1024
     return f"{n:.1f} TiB"  # pragma: no cover
-
-
-# =============================================================================== summary text
-class Summary:
-    """A small text/HTML table with numbered notes (statsmodels' ``Summary`` idea).
-
-    Parameters
-    ----------
-    title : str
-        Heading.
-    rows : list of (str, str)
-        Label/value pairs.
-    notes : list of str
-        Numbered notes printed below the table.
-    """
-
-    def __init__(self, title: str, rows: list[tuple[str, str]], notes: list[str]) -> None:
-        self.title = title
-        self.rows = rows
-        self.notes = notes
-
-    def as_text(self) -> str:
-        """The table as plain text."""
-        width = max([len(a) for a, _ in self.rows] + [10])
-        line = "=" * max(len(self.title), 78)
-        out = [self.title, line]
-        out += [f"{a:<{width}}  {b}" for a, b in self.rows]
-        out.append(line)
-        if self.notes:
-            out.append("Notes:")
-            out += [f"[{i}] {n}" for i, n in enumerate(self.notes, 1)]
-        return "\n".join(out)
-
-    def as_html(self) -> str:
-        """The table as an HTML fragment."""
-        rows = "".join(
-            f"<tr><th>{html.escape(a)}</th><td>{html.escape(b)}</td></tr>" for a, b in self.rows
-        )
-        notes = "".join(f"<li>{html.escape(n)}</li>" for n in self.notes)
-        return (
-            f"<table><caption>{html.escape(self.title)}</caption>{rows}</table>"
-            + (f"<ol>{notes}</ol>" if notes else "")
-        )
-
-    def _repr_html_(self) -> str:
-        return self.as_html()
-
-    def __str__(self) -> str:
-        return self.as_text()
-
-    def __repr__(self) -> str:
-        return self.as_text()
-
-
-def _fmt_values(v: np.ndarray, n: int = 6) -> str:
-    v = np.asarray(v)
-    if v.size == 0:
-        return "-"
-    head = ", ".join(f"{x:.4g}" for x in v[:n])
-    return head + (f", ... ({v.size} in all)" if v.size > n else "")
 
 
 # =============================================================================== operators
