@@ -638,10 +638,16 @@ class ModelCurvatureOperator(CurvatureOperator):
 
 
 _COST = {
-    "hessian": "about 2-3 gradient evaluations per vector (forward-over-reverse), "
-    "about 1 per vector in blocks",
-    "ggn": "about 1.5-2 gradient evaluations per vector (one jvp and one vjp)",
-    "residual": "the sum of an H and a G product",
+    "hessian": "measured about 2.0-2.4 full-data gradients for one vector "
+    "(double backward) and about 1.2-1.4 per vector in blocks of 10 "
+    "(reverse-over-reverse, vmapped pullback); see docs/performance.md",
+    "ggn": "measured about 1.7-2.0 full-data gradients for one vector "
+    "(one forward pass on dual numbers, one backward) and about 1.0-1.2 per "
+    "vector in blocks of 10; see docs/performance.md",
+    "residual": "measured about 2.0-2.3 full-data gradients for one vector and "
+    "about 1.2-1.4 per vector in blocks of 10: one Hessian-vector product of "
+    "the pseudo-loss r^T f (residuals r held fixed), not H v - G v; see "
+    "docs/performance.md",
 }
 
 
@@ -734,9 +740,11 @@ hessian_operator.__doc__ = _doc(
     "hessian",
     r"""Hessian :math:`H = \nabla^2_\theta L` of the mean loss, matrix-free.
 
-    ``H v`` is computed by forward-over-reverse differentiation
-    (``torch.func.jvp`` of ``torch.func.grad``); a block ``V`` of shape
-    (P, k) is vmapped so the primal passes are shared by the k vectors.""",
+    ``H v`` is computed by double backward (the gradient recorded with
+    ``create_graph=True``, then the gradient of its inner product with v); a
+    block ``V`` of shape (P, k) records the forward and gradient passes once
+    (``torch.func.vjp`` of ``torch.func.grad``) and vmaps the pullback over
+    the k columns.""",
     """
     Examples
     --------
@@ -758,8 +766,9 @@ ggn_operator.__doc__ = _doc(
     "ggn",
     r"""Generalized Gauss-Newton term :math:`G = \frac1N\sum_i J_i^\top \nabla^2_f\ell_i J_i`.
 
-    ``G v`` is ``J v`` by forward mode (jvp), the output Hessian of the loss
-    in closed form (softmax cross-entropy: :math:`\mathrm{diag}(p) - pp^\top`;
+    ``G v`` is ``J v`` by forward mode (one forward pass on dual numbers for
+    a single vector; a vmapped ``jvp`` for a block), the output Hessian of the
+    loss in closed form (softmax cross-entropy: :math:`\mathrm{diag}(p) - pp^\top`;
     mse: identity; a callable: its exact output Hessian), then ``J^T`` by one
     vjp. G is positive semi-definite for convex losses, with rank at most
     :math:`N(C-1)` for C-class cross-entropy.""",
@@ -785,8 +794,11 @@ residual_operator.__doc__ = _doc(
     "residual",
     r"""Residual :math:`R = H - G`, the part of H weighted by the loss residuals.
 
-    ``R v`` is computed as ``H v - G v`` batch by batch, in one pass over the
-    data. R is indefinite; it vanishes for models linear in their parameters
+    With the loss residuals :math:`r_i = \partial\ell_i/\partial f` held
+    fixed, :math:`R = \nabla^2_\theta \frac1N\sum_i r_i^\top f(x_i;\theta)`
+    exactly, so ``R v`` is one Hessian-vector product of that pseudo-loss,
+    in one pass over the data (not ``H v - G v``, which would cost twice as
+    much). R is indefinite; it vanishes for models linear in their parameters
     and is small when the residuals :math:`\partial\ell/\partial f` are.""",
     """
     Examples
