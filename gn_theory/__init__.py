@@ -6,6 +6,16 @@ The public API, grouped by stage:
   :func:`residual_operator` build the Hessian ``H`` of a mean loss, its
   generalized Gauss-Newton term ``G`` and the residual ``R = H - G`` as
   matrix-free :class:`CurvatureOperator` objects.
+* spectra: :func:`eigh`, :func:`lanczos`, :func:`slq`, :func:`trace` and
+  :func:`outliers` estimate spectra of any symmetric operator and return
+  :class:`Spectrum`, :class:`SpectralDensity`, :class:`TraceEstimate`,
+  :class:`Outliers`.
+* class structure: :func:`class_structure` splits the GGN of a softmax
+  classifier into class-mean, cross-class and within-class parts
+  (:class:`ClassStructure`); :func:`fort_ganguli` measures Fort & Ganguli's
+  observables (:class:`FortGanguli`).
+* random-matrix models: :mod:`gn_theory.rmt` (Marchenko-Pastur bulks, BBP
+  outliers, fits, outlier predictors), torch-free.
 * results: every results object saves to ``.npz`` + ``.json`` and loads back
   with :func:`load_result`.
 """
@@ -37,6 +47,24 @@ from .operators import (  # noqa: E402
     residual_operator,
 )
 from .results import load_result  # noqa: E402
+from .spectra import (  # noqa: E402
+    Outliers,
+    SpectralDensity,
+    Spectrum,
+    TraceEstimate,
+    eigh,
+    lanczos,
+    outliers,
+    slq,
+    trace,
+)
+from .decomposition import (  # noqa: E402
+    ClassStructure,
+    FortGanguli,
+    class_structure,
+    fort_ganguli,
+)
+from . import rmt  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -46,6 +74,23 @@ __all__ = [
     "hessian_operator",
     "ggn_operator",
     "residual_operator",
+    # spectra
+    "Spectrum",
+    "SpectralDensity",
+    "TraceEstimate",
+    "Outliers",
+    "eigh",
+    "lanczos",
+    "slq",
+    "trace",
+    "outliers",
+    # class structure
+    "class_structure",
+    "ClassStructure",
+    "fort_ganguli",
+    "FortGanguli",
+    # random-matrix models (subpackage)
+    "rmt",
     # results
     "load_result",
     # errors and warnings
