@@ -183,16 +183,22 @@ class CurvatureOperator(LinearOperator):
         return self
 
     # -- dense ------------------------------------------------------------------
-    def to_dense(self, *, block_size: int = 64, max_bytes: int | None = None) -> torch.Tensor:
+    def to_dense(
+        self, *, block_size: int = 64, max_bytes: int | None = None, progress: bool = False
+    ) -> torch.Tensor:
         """Materialise the operator as a dense P x P tensor, column block by block.
 
         Parameters
         ----------
         block_size : int, default 64
-            Number of columns computed per batched product.
+            Number of columns computed per batched product (the columns of
+            the identity are built one block at a time, so the only P x P
+            allocation is the result).
         max_bytes : int, optional
             Memory budget for the result; defaults to
             :data:`DENSE_MEMORY_BUDGET` (4 GiB).
+        progress : bool, default False
+            Show a tqdm bar over the column blocks.
 
         Returns
         -------
@@ -216,10 +222,16 @@ class CurvatureOperator(LinearOperator):
                 "or use matrix-free methods (gn_theory.spectra.lanczos / slq)"
             )
         out = torch.empty(P, P, dtype=self.torch_dtype, device=self.device)
-        eye = torch.eye(P, dtype=self.torch_dtype, device=self.device)
-        for start in range(0, P, block_size):
+        starts = range(0, P, block_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            starts = tqdm(starts, desc=f"to_dense ({P} x {P})", unit="block")
+        for start in starts:
             stop = min(P, start + block_size)
-            out[:, start:stop] = self._apply(eye[:, start:stop])
+            E = torch.zeros(P, stop - start, dtype=self.torch_dtype, device=self.device)
+            E[torch.arange(start, stop, device=self.device), torch.arange(stop - start, device=self.device)] = 1
+            out[:, start:stop] = self._apply(E)
         return out
 
     # -- torch-native arithmetic ----------------------------------------------------
@@ -367,7 +379,9 @@ class DenseOperator(CurvatureOperator):
     def _matmat_torch(self, V: torch.Tensor) -> torch.Tensor:
         return self.matrix @ V
 
-    def to_dense(self, *, block_size: int = 64, max_bytes: int | None = None) -> torch.Tensor:
+    def to_dense(
+        self, *, block_size: int = 64, max_bytes: int | None = None, progress: bool = False
+    ) -> torch.Tensor:
         """Return (a copy of) the wrapped matrix; the arguments are accepted and ignored."""
         return self.matrix.clone()
 
