@@ -88,7 +88,8 @@ def test_additive_and_bgn_agree_with_simulated_mp_plus_spikes():
     U = _orthonormal(rng, p, 2)
     top = np.linalg.eigvalsh(Wm + U @ np.diag(theta) @ U.T)[::-1][:2]
     add = additive_outliers(theta, 0.5, 1.0)
-    np.testing.assert_allclose(add.predicted, [6 + 6 / 5.5, 3 + 3 / 2.5], rtol=1e-12)  # theta + s theta/(theta - g s)
+    # theta + s theta / (theta - g s)
+    np.testing.assert_allclose(add.predicted, [6 + 6 / 5.5, 3 + 3 / 2.5], rtol=1e-12)
     np.testing.assert_allclose(top, add.predicted, rtol=0.03)
     bgn = bgn_outliers(theta, np.linalg.eigvalsh(Wm))
     np.testing.assert_allclose(bgn.predicted, add.predicted, rtol=0.02)
@@ -258,6 +259,12 @@ def test_end_to_end_with_a_duck_typed_bulk_fit_and_compute(trained):
     assert "Bulk not MP: third moment 2.30x MP, KS 0.60" in text
     res2 = predict_outliers(cs, (2.0, 0.01), method="additive", k=2, slq_probes=2, slq_steps=20)
     assert res2.methods == ["additive"] and res2.observed is None and res2.best_method is None
+    assert res2.num_predicted_outliers == {"additive": int(res2.above.sum())}
+    # a Spectrum-like observed (ascending eigenvalues) is sorted descending
+    spec = types.SimpleNamespace(eigenvalues=dense[:5][::-1].copy())
+    res3 = predict_outliers(cs, (2.0, 0.01), method="iid", k=3, observed=spec, slq_probes=2, slq_steps=20)
+    np.testing.assert_array_equal(res3.observed, dense[:5])
+    assert res3.relative_errors.shape == (1, 3)
 
 
 def test_save_load_round_trip(prediction, tmp_path):
@@ -266,8 +273,8 @@ def test_save_load_round_trip(prediction, tmp_path):
     back = OutlierPrediction.load(tmp_path / "pred.npz")
     assert back.methods == res.methods and back.diagnostics.keys() == res.diagnostics.keys()
     for key, value in res.diagnostics.items():
-        same = value == back.diagnostics[key] or (value != value and back.diagnostics[key] != back.diagnostics[key])
-        assert same, key
+        other = back.diagnostics[key]
+        assert value == other or (value != value and other != other), key
     for name in ("predicted", "above", "overlaps", "thresholds", "edges", "observed",
                  "relative_errors", "within_nodes", "within_weights", "class_mean_eigenvalues"):
         np.testing.assert_array_equal(getattr(back, name), getattr(res, name))

@@ -295,7 +295,8 @@ def additive_outliers(class_mean_eigenvalues: Any, ratio: float, scale: float) -
     predicted = np.asarray(bbp_outlier(ell, c, s, model="additive"), dtype=float)
     overlap = np.asarray(bbp_overlap(ell, c, s, model="additive"), dtype=float)
     threshold = bbp_threshold(c, s, model="additive")
-    return OutlierFormula(predicted, ell > threshold, overlap, threshold, bbp_upper_edge(c, s, model="additive"))
+    edge = bbp_upper_edge(c, s, model="additive")
+    return OutlierFormula(predicted, ell > threshold, overlap, threshold, edge)
 
 
 def _stieltjes_of(bulk: Any, upper_edge: float | None) -> tuple[Any, float | None]:
@@ -367,7 +368,11 @@ def bgn_outliers(
         gb = G_real(b)
     threshold = 0.0 if not math.isfinite(gb) or gb <= 0 else 1.0 / gb
     return OutlierFormula(
-        np.asarray(res.outlier, float), np.asarray(res.above, bool), np.asarray(res.overlap, float), threshold, b
+        np.asarray(res.outlier, float),
+        np.asarray(res.above, bool),
+        np.asarray(res.overlap, float),
+        threshold,
+        b,
     )
 
 
@@ -399,7 +404,9 @@ def bulk_from_moments(m1: float, m2: float) -> tuple[float, float]:
     """
     m1, m2 = float(m1), float(m2)
     if not (math.isfinite(m1) and math.isfinite(m2)) or m1 <= 0:
-        raise InvalidInputError(f"moment matching needs a finite first moment > 0; got m1={m1!r}, m2={m2!r}")
+        raise InvalidInputError(
+            f"moment matching needs a finite first moment > 0; got m1={m1!r}, m2={m2!r}"
+        )
     ratio = m2 / m1**2 - 1.0
     if ratio <= 0:
         raise InvalidInputError(
@@ -465,7 +472,9 @@ def _apply(apply_G: Any, Q: np.ndarray) -> np.ndarray:
     return out
 
 
-def subspace_ritz(apply_G: Any, basis: Any, *, orthonormalize: bool = True, rtol: float = 1e-10) -> RitzResult:
+def subspace_ritz(
+    apply_G: Any, basis: Any, *, orthonormalize: bool = True, rtol: float = 1e-10
+) -> RitzResult:
     r"""Rayleigh-Ritz of a symmetric G on span(basis), with residuals and a second-order correction.
 
     With Q an orthonormal basis of the span, :math:`W = GQ` (``r`` products),
@@ -520,7 +529,9 @@ def subspace_ritz(apply_G: Any, basis: Any, *, orthonormalize: bool = True, rtol
     try:
         B = np.asarray(basis, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"basis must be a (P, r) array of real numbers; got {type(basis).__name__}") from exc
+        raise InvalidInputError(
+            f"basis must be a (P, r) array of real numbers; got {type(basis).__name__}"
+        ) from exc
     if B.ndim == 1:
         B = B[:, None]
     if B.ndim != 2 or B.shape[1] == 0:
@@ -705,7 +716,9 @@ class OutlierPrediction(ResultMixin):
         """
         if method in ("iid", "additive"):
             if not (math.isfinite(self.ratio) and math.isfinite(self.scale)):
-                raise InvalidInputError(f"{method!r} needs the MP bulk (ratio, scale), which was not estimated")
+                raise InvalidInputError(
+                    f"{method!r} needs the MP bulk (ratio, scale), which was not estimated"
+                )
             f = iid_noise_outliers if method == "iid" else additive_outliers
             return f(class_mean_eigenvalues, self.ratio, self.scale).predicted
         if method == "bgn":
@@ -714,7 +727,8 @@ class OutlierPrediction(ResultMixin):
             G = empirical_stieltjes(self.within_nodes, self.within_weights)
             return bgn_outliers(class_mean_eigenvalues, G, upper_edge=self.within_upper_edge).predicted
         raise InvalidInputError(
-            f"method must be 'iid', 'additive' or 'bgn' (the subspace predictor needs products with G); got {method!r}"
+            "method must be 'iid', 'additive' or 'bgn' (the subspace predictor needs products "
+            f"with G); got {method!r}"
         )
 
     # -- reporting ------------------------------------------------------------------
@@ -742,7 +756,9 @@ class OutlierPrediction(ResultMixin):
                 if self.relative_errors is not None:
                     cells.append(f"{100 * self.relative_errors[i, j]:+.1f}" if j < n_cmp else "-")
             lines.append("  ".join(f"{c:>{w}}" for c, w in zip(cells, widths)))
-        lines.append("(* = at or below the predictor's threshold: no outlier predicted, value is the bulk edge)")
+        lines.append(
+            "(* = at or below the predictor's threshold: no outlier predicted, value is the bulk edge)"
+        )
         return "\n".join(lines)
 
     def _notes(self) -> list[str]:
@@ -768,7 +784,10 @@ class OutlierPrediction(ResultMixin):
                     "generic-position assumption of the iid/additive/bgn predictors holds on this count."
                 )
         else:
-            notes.append("Isotropy of G_w with respect to the class-mean span was not measured (no products with G).")
+            notes.append(
+                "Isotropy of G_w with respect to the class-mean span was not measured "
+                "(no products with G)."
+            )
         m3, ks = d.get("third_moment_ratio", math.nan), d.get("ks_statistic", math.nan)
         parts = []
         if math.isfinite(m3):
@@ -838,7 +857,7 @@ class OutlierPrediction(ResultMixin):
         for i, m in enumerate(self.methods):
             err = f"; mean |err| {100 * errs[m]:.1f}%" if m in errs else ""
             rows.append(
-                (f"{m}", f"{fmt_values(self.predicted[i])} [{int(self.above[i].sum())}/{self.k} above]{err}")
+                (m, f"{fmt_values(self.predicted[i])} [{int(self.above[i].sum())}/{self.k} above]{err}")
             )
             rows.append((f"  assumes", _ASSUMPTIONS[m]))
         for key in ("within_energy_in_span", "random_baseline", "third_moment_ratio", "ks_statistic",
@@ -865,11 +884,15 @@ def _methods(method: Any) -> list[str]:
     elif isinstance(method, (list, tuple)) and method:
         items = method
     else:
-        raise InvalidInputError(f"method must be 'all', one of {_METHODS} or a non-empty list of them; got {method!r}")
+        raise InvalidInputError(
+            f"method must be 'all', one of {_METHODS} or a non-empty list of them; got {method!r}"
+        )
     out = []
     for m in items:
         if m not in _METHODS:
-            raise InvalidInputError(f"method must be 'all' or one of {', '.join(map(repr, _METHODS))}; got {m!r}")
+            raise InvalidInputError(
+                f"method must be 'all' or one of {', '.join(map(repr, _METHODS))}; got {m!r}"
+            )
         if m not in out:
             out.append(m)
     return out
@@ -1018,12 +1041,15 @@ def predict_outliers(
     obs = None
     if isinstance(observed, str):
         if observed != "compute":
-            raise InvalidInputError(f"observed must be eigenvalues, a Spectrum, 'compute' or None; got {observed!r}")
+            raise InvalidInputError(
+                f"observed must be eigenvalues, a Spectrum, 'compute' or None; got {observed!r}"
+            )
         if ggn is None:
             raise InvalidInputError(f"observed='compute' needs products with G: {no_ggn}")
         from ..spectra import lanczos
 
-        obs = np.sort(lanczos(ggn, k, which="largest", seed=seed, return_eigenvectors=False).eigenvalues)[::-1]
+        top = lanczos(ggn, k, which="largest", seed=seed, return_eigenvectors=False)
+        obs = np.sort(top.eigenvalues)[::-1]
     elif observed is not None:
         obs = np.sort(_real_1d(observed, "observed"))[::-1]
 
@@ -1041,7 +1067,8 @@ def predict_outliers(
     if within_density is not None:
         if not (hasattr(within_density, "nodes") and hasattr(within_density, "weights")):
             raise InvalidInputError(
-                f"within_density must have nodes and weights (a SpectralDensity); got {type(within_density).__name__}"
+                "within_density must have nodes and weights (a SpectralDensity); got "
+                f"{type(within_density).__name__}"
             )
         nodes = np.atleast_2d(np.asarray(within_density.nodes, dtype=float))
         weights = np.atleast_2d(np.asarray(within_density.weights, dtype=float))
@@ -1052,7 +1079,8 @@ def predict_outliers(
         dens = slq(cs.within_operator(), num_probes=slq_probes, num_steps=slq_steps, seed=seed)
         nodes, weights, bounds = dens.nodes, dens.weights, dens.bounds
     if nodes is not None:
-        if nodes.shape != weights.shape or not (np.all(np.isfinite(nodes)) and np.all(np.isfinite(weights))):
+        finite = np.all(np.isfinite(nodes)) and np.all(np.isfinite(weights))
+        if nodes.shape != weights.shape or not finite:
             raise InvalidInputError("within_density nodes and weights must be finite arrays of one shape")
         top_node = float(nodes[weights > 0].max())
         b_edge = top_node
@@ -1107,7 +1135,9 @@ def predict_outliers(
     if within_spectrum is not None:
         vecs = getattr(within_spectrum, "eigenvectors", None)
         if vecs is None:
-            raise InvalidInputError("within_spectrum must carry eigenvectors (lanczos(..., return_eigenvectors=True))")
+            raise InvalidInputError(
+                "within_spectrum must carry eigenvectors (lanczos(..., return_eigenvectors=True))"
+            )
         ev = np.asarray(within_spectrum.eigenvalues, dtype=float)
         order = np.argsort(ev)[::-1]
         U, top_w = np.asarray(vecs, dtype=float)[:, order], float(ev[order[0]])
