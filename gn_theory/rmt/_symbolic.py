@@ -431,7 +431,7 @@ def _integrated_moment(k: int, g: sp.Rational, s: sp.Rational, variable: str) ->
         num = complex(sp.N(value, 30))
         ok = num == num and abs(num.imag) <= 1e-20 * max(1.0, abs(num.real)) and abs(num.real) < float("inf")
     if ok:
-        return IntegratedMoment(sp.nsimplify(value) if value.is_Rational else value * s**k, True)
+        return IntegratedMoment(value * s**k, True)
     # sympy returned nan (THEORY.md section 7: e.g. the mean at gamma = 1/2) or gave up
     with mpmath.workdps(30):
         gm = mpmath.mpf(g.p) / g.q
