@@ -361,6 +361,12 @@ def test_bad_input_raises(data, kwargs, match):
         fit_marchenko_pastur(data, **kwargs)
 
 
+def test_wishart_bootstrap_refuses_huge_matrices():
+    ev = np.random.default_rng(0).uniform(1.0, 2.0, 5000)
+    with pytest.raises(InvalidInputError, match="too slow"):
+        fit_marchenko_pastur(ev, bootstrap="wishart", num_bootstrap=2)
+
+
 def test_bad_density_raises():
     with pytest.raises(InvalidInputError, match="same shape"):
         fit_marchenko_pastur(SimpleNamespace(nodes=np.ones((2, 3)), weights=np.ones((2, 2))))

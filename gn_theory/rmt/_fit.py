@@ -52,7 +52,7 @@ from .._summary import Summary, fmt_values
 from ..exceptions import ConvergenceWarning, InvalidInputError
 from ..results import ResultMixin
 from ._bbp import _MODELS, bbp_outlier, bbp_overlap, bbp_spike, bbp_threshold
-from ._mp import MarchenkoPastur, _cdf_cont1, _check_ratio_scale, _ppf_cont1, mp_moment
+from ._mp import MarchenkoPastur, _cdf_cont1, _check_ratio_scale, _ppf_cont1
 
 __all__ = [
     "fit_marchenko_pastur",
@@ -73,6 +73,8 @@ _METHODS = ("moments", "ks")
 #: Default bootstrap replicates per method (a KS refit costs a Nelder-Mead run).
 DEFAULT_BOOTSTRAP = {"moments": 200, "ks": 50}
 _MIN_RATIO = 1e-8
+#: Largest matrix dimension the Wishart bootstrap simulates.
+_MAX_WISHART = 4000
 #: Relative precision of the KS refits inside the bootstrap (far below the standard errors).
 _BOOT_XATOL = 1e-3
 
@@ -286,7 +288,7 @@ def _outlier_rule(exclude: Any) -> tuple[str, Any]:
 
 def _top_mask(x: np.ndarray, w: np.ndarray, candidates: np.ndarray, k: int,
               n_total: int) -> np.ndarray:
-    """The top ``k`` of ``candidates`` by value (for weighted data: the top mass ``k / n_total``)."""
+    """The top ``k`` of ``candidates`` (for weighted data: the top mass ``k / n_total``)."""
     out = np.zeros_like(candidates)
     if k == 0:
         return out
@@ -609,15 +611,16 @@ class MarchenkoPasturFit(ResultMixin):
         )
         rows = [
             ("method", f"{self.method}" + ("" if self.converged else "   (NOT CONVERGED)")),
-            ("scale sigma^2",
-             f"{self.scale:.6g} +- {self.bse[0]:.3g} (se)   {pct} [{ci[0, 0]:.6g}, {ci[0, 1]:.6g}]"),
+            ("scale sigma^2", f"{self.scale:.6g} +- {self.bse[0]:.3g} (se)   "
+                              f"{pct} [{ci[0, 0]:.6g}, {ci[0, 1]:.6g}]"),
             ("ratio gamma", ratio_row),
             ("bulk edges", f"[{self.lower_edge:.6g}, {self.upper_edge:.6g}]"),
             ("counts", f"total {self.n_total}, bulk {self.n_bulk}, zero {self.n_zero}, "
                        f"negative {self.n_negative}, outliers {self.n_outliers}"),
             ("outliers", fmt_values(self.outliers)),
             ("atom-implied ratio", f"{self.atom_ratio:.6g}"),
-            ("KS statistic | p-value", f"{self.ks_statistic:.4g} | {self.ks_pvalue:.3g} (optimistic)"),
+            ("KS statistic | p-value",
+             f"{self.ks_statistic:.4g} | {self.ks_pvalue:.3g} (optimistic)"),
             ("3rd moment / MP", f"{self.third_moment_ratio:.4g}"),
             ("converged", str(self.converged)),
         ]
@@ -738,7 +741,7 @@ def fit_marchenko_pastur(
         (fast; conservative, see Notes). ``"wishart"``: eigenvalues of a
         simulated sample covariance with the fitted ratio and ``n_bulk +
         n_zero`` rows (realistic for iid-noise matrices; costs one
-        eigendecomposition per replicate).
+        eigendecomposition per replicate, refused above 4000 rows).
     alpha : float, default 0.05
         Default level of the intervals.
     seed : int or None, default 0
@@ -848,16 +851,26 @@ def fit_marchenko_pastur(
     def count(mask: np.ndarray) -> int:
         return int(round(float(w[mask].sum()) * m.n_total)) if m.weighted else int(mask.sum())
 
-    def fit_on(keep: np.ndarray, start: _Estimate | None = None) -> _Estimate:
+    def fit_on(keep: np.ndarray, how: str, start: _Estimate | None = None) -> _Estimate:
         if int(keep.sum()) < MIN_BULK:
             raise InvalidInputError(
                 f"only {int(keep.sum())} nonzero bulk value(s) left to fit (of {x.size}: "
                 f"{count(zero)} zero, {count(neg)} negative, {count(pos & ~keep)} excluded as "
                 f"outliers); a fit needs at least {MIN_BULK}"
             )
-        if method == "ks":
+        if how == "ks":
             return _ks(x[keep], w[keep], zero_mass, ratio, maxiter, start)
         return _moments(x[keep], w[keep], zero_mass, ratio)
+
+    def trim(keep: np.ndarray, est: _Estimate, how: str) -> tuple[np.ndarray, _Estimate, int, bool]:
+        """Drop values above 1.05 x the fitted edge and refit until the kept set is stable."""
+        for rounds in range(1, _MAX_TRIM_ROUNDS + 1):
+            new = pos & (x <= EDGE_FACTOR * _upper_edge(est))
+            if np.array_equal(new, keep):
+                return keep, est, rounds, True
+            keep = new
+            est = fit_on(keep, how, est)
+        return keep, est, _MAX_TRIM_ROUNDS, False
 
     # -- 2./3. fit, excluding outliers -----------------------------------------------------
     keep = pos.copy()
@@ -868,35 +881,17 @@ def fit_marchenko_pastur(
     elif rule == "above":
         keep &= x <= rule_value
     if rule != "auto":
-        est = fit_on(keep)
+        est = fit_on(keep, method)
     else:
-        # moments rounds until stable, then (ks) rounds of the chosen method from there
-        stable = False
-        est = _moments(x[keep], w[keep], zero_mass, ratio) if keep.sum() >= MIN_BULK else None
-        for iterations in range(1, _MAX_TRIM_ROUNDS + 1):
-            if est is None:
-                break
-            new = pos & (x <= EDGE_FACTOR * _upper_edge(est))
-            if np.array_equal(new, keep):
-                stable = True
-                break
-            keep = new
-            if keep.sum() < MIN_BULK:
-                break
-            est = _moments(x[keep], w[keep], zero_mass, ratio)
-        est = fit_on(keep)  # raises with the counts if too few remain
+        # moments rounds until stable (THEORY.md 4.5 step 8), then KS rounds from there
+        keep, est, iterations, stable = trim(keep, fit_on(keep, "moments"), "moments")
         if method == "ks":
-            for extra in range(1, _MAX_TRIM_ROUNDS + 1):
-                new = pos & (x <= EDGE_FACTOR * _upper_edge(est))
-                if np.array_equal(new, keep):
-                    break
-                keep = new
-                est = fit_on(keep, est)
-            iterations += extra - 1
+            keep, est, more, stable_ks = trim(keep, fit_on(keep, "ks", est), "ks")
+            iterations, stable = iterations + more, stable and stable_ks
         if not stable:
             messages.append(
                 f"the outlier exclusion did not settle in {_MAX_TRIM_ROUNDS} rounds (the kept "
-                "set oscillates); the last kept set was fitted"
+                "set oscillates); the last kept set was fitted."
             )
     if not est.converged:
         messages.insert(0, est.message)
@@ -926,6 +921,13 @@ def fit_marchenko_pastur(
     third = m3 / law_nz.moment(3)
 
     # -- bootstrap ------------------------------------------------------------------------
+    if bootstrap == "wishart" and num_bootstrap and count(keep) + count(zero) > _MAX_WISHART:
+        raise InvalidInputError(
+            f"bootstrap='wishart' simulates {count(keep) + count(zero)} x "
+            f"{count(keep) + count(zero)} covariance matrices per replicate; above "
+            f"{_MAX_WISHART} that is too slow: use bootstrap='iid' (conservative) or "
+            "num_bootstrap=0"
+        )
     rng = np.random.default_rng(seed)
     reps = _bootstrap(est, method, bootstrap, count(keep), count(zero), ratio, num_bootstrap,
                       rng, maxiter)
@@ -1014,7 +1016,7 @@ class SpikedModelFit(ResultMixin):
         Free-form.
     """
 
-    bulk: Any
+    bulk: MarchenkoPasturFit
     model: str
     outliers: np.ndarray
     spikes: np.ndarray
