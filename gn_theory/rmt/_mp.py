@@ -200,7 +200,9 @@ class marchenko_pastur_gen(stats.rv_continuous):
         return [stats._distn_infrastructure._ShapeInfo("ratio", False, (0, np.inf), (False, False))]
 
     def _get_support(self, ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return _edges1(np.asarray(ratio, dtype=float))
+        # scipy calls this before _argcheck masks invalid shapes (ratio <= 0 -> nan, quietly)
+        with np.errstate(invalid="ignore"):
+            return _edges1(np.asarray(ratio, dtype=float))
 
     def _pdf(self, x: np.ndarray, ratio: np.ndarray) -> np.ndarray:
         return _pdf1(x, ratio) / _cont_mass(ratio)
