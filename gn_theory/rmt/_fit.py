@@ -538,8 +538,9 @@ class MarchenkoPasturFit(ResultMixin):
         if self.n_outliers:
             notes.append(
                 f"{self.n_outliers} {unit} above {self.outlier_cut:.6g} were excluded as outliers "
-                f"(rule: {self.outlier_rule}; auto = above {EDGE_FACTOR:g} x the fitted upper "
-                f"edge, iterated, {self.iterations} rounds)."
+                + (f"(above {EDGE_FACTOR:g} x the fitted upper edge, refitted until stable: "
+                   f"{self.iterations} rounds)." if self.outlier_rule == "auto"
+                   else f"(rule: {self.outlier_rule}).")
             )
         if self.n_outliers > max(5, 0.02 * self.n_total):
             notes.append(
