@@ -65,6 +65,13 @@ from .decomposition import (  # noqa: E402
     fort_ganguli,
 )
 from . import rmt  # noqa: E402
+from .rmt import (  # noqa: E402
+    MarchenkoPastur,
+    fit_marchenko_pastur,
+    fit_spiked_model,
+    predict_outliers,
+    scaling_fit,
+)
 
 __all__ = [
     "__version__",
@@ -89,8 +96,13 @@ __all__ = [
     "ClassStructure",
     "fort_ganguli",
     "FortGanguli",
-    # random-matrix models (subpackage)
+    # random-matrix models (the subpackage, and its main entry points)
     "rmt",
+    "MarchenkoPastur",
+    "fit_marchenko_pastur",
+    "fit_spiked_model",
+    "predict_outliers",
+    "scaling_fit",
     # results
     "load_result",
     # errors and warnings
