@@ -15,48 +15,8 @@ from gn_theory.exceptions import InvalidInputError
 from gn_theory.rmt import MarchenkoPastur, marchenko_pastur, mp_edges, mp_moment
 from gn_theory.rmt._simulate import sample_covariance_eigenvalues
 
-# ----------------------------------------------------------------------------- BLAS threads
-def _openblas_thread_setters():
-    """(getter, setter) pairs of every OpenBLAS loaded in this process (numpy's, scipy's)."""
-    import ctypes
-
-    pairs = []
-    try:
-        with open("/proc/self/maps") as fh:
-            paths = sorted({ln.split()[-1] for ln in fh if "openblas" in ln.lower() and "/" in ln})
-    except OSError:
-        return pairs
-    for path in paths:
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        for get, put in [
-            ("scipy_openblas_get_num_threads64_", "scipy_openblas_set_num_threads64_"),
-            ("scipy_openblas_get_num_threads", "scipy_openblas_set_num_threads"),
-            ("openblas_get_num_threads64_", "openblas_set_num_threads64_"),
-            ("openblas_get_num_threads", "openblas_set_num_threads"),
-        ]:
-            if hasattr(lib, get) and hasattr(lib, put):
-                pairs.append((getattr(lib, get), getattr(lib, put)))
-                break
-    return pairs
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _single_blas_thread():
-    """Run the simulations on one BLAS thread.
-
-    On a machine shared by several processes a multi-threaded OpenBLAS eigh/svd
-    can run 20x slower than a single thread (threads spin while waiting for cores).
-    """
-    pairs = _openblas_thread_setters()
-    old = [get() for get, _ in pairs]
-    for _, put in pairs:
-        put(1)
-    yield
-    for (_, put), n in zip(pairs, old):
-        put(n)
+# simulations on one BLAS thread (see conftest.single_blas_thread)
+pytestmark = pytest.mark.usefixtures("single_blas_thread")
 
 
 RATIOS = [0.1, 0.25, 0.5, 0.9, 1.0, 2.0, 4.0, 10.0]

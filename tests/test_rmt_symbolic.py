@@ -1,4 +1,4 @@
-"""Code against derivation: the closed forms in rmt._mp / rmt._bbp equal the sympy derivations of rmt._symbolic."""
+"""Code against derivation: the closed forms in rmt._mp / rmt._bbp equal the sympy derivations of rmt.symbolic."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sympy as sp
 
 from gn_theory.exceptions import InvalidInputError
 from gn_theory.rmt import MarchenkoPastur, mp_edges, mp_moment
-from gn_theory.rmt import _symbolic as S
+from gn_theory.rmt import symbolic as S
 from gn_theory.rmt._bbp import (
     bbp_outlier,
     bbp_overlap,

@@ -36,7 +36,7 @@ Closed forms (``s = scale``, ``g = ratio``):
   ``theta + s / theta``; overlap ``1 - s / theta**2``; edge ``2 sigma``.
 
 Below (or at) the threshold the top eigenvalue sticks to the upper edge of the
-bulk and the overlap tends to 0. :mod:`gn_theory.rmt._symbolic` derives every
+bulk and the overlap tends to 0. :mod:`gn_theory.rmt.symbolic` derives every
 formula above with sympy, and the tests check code against derivation.
 
 The general additive rule of Benaych-Georges & Nadakuditi (2011) is

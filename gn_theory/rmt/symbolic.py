@@ -47,7 +47,7 @@ package import; tests and docs import it directly.
 Examples
 --------
 >>> import sympy as sp
->>> from gn_theory.rmt._symbolic import bbp_outlier_expr, bbp_symbols
+>>> from gn_theory.rmt.symbolic import bbp_outlier_expr, bbp_symbols
 >>> theta, gamma, sigma2, _ = bbp_symbols()
 >>> sp.simplify(bbp_outlier_expr("additive") - (theta + sigma2 * theta / (theta - gamma * sigma2)))
 0
