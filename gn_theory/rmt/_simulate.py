@@ -146,7 +146,7 @@ def sample_covariance_eigenvalues(
     Examples
     --------
     >>> eigs = sample_covariance_eigenvalues(400, 800, spikes=[4.0], seed=0)
-    >>> eigs.shape, bool(abs(eigs[-1] / 6.5 - 1) < 0.05)  # bbp_outlier(4.0, 0.5) = 6.5
+    >>> eigs.shape, bool(abs(eigs[-1] / 5.625 - 1) < 0.05)  # bbp_outlier(4.0, 0.5) = 5.625
     ((400,), True)
     """
     p, n = _check_dim("p", p), _check_dim("n", n)
