@@ -394,3 +394,15 @@ def test_no_warning_on_clean_fit(planted):
         warnings.simplefilter("error")
         fit_marchenko_pastur(planted, num_bootstrap=5)
         fit_spiked_model(planted, num_bootstrap=5)
+
+
+def test_bootstrap_is_consistent_when_the_fitted_atom_exceeds_the_zero_count():
+    # a heavy-tailed spectrum without zeros: moments give ratio > 1 (an atom the data lack);
+    # replicates drawn from the whole fitted law must refit near the estimate, not to 1 / ratio
+    x = np.random.default_rng(0).lognormal(0.0, 1.0, size=500)
+    fit = fit_marchenko_pastur(x, exclude_outliers=False)
+    assert fit.ratio > 1.0 and fit.n_zero == 0
+    ci = fit.conf_int()
+    assert np.all(ci[:, 0] <= fit.params) and np.all(fit.params <= ci[:, 1])
+    assert fit.bse[1] < 0.5 * fit.ratio
+    assert "not a rank deficit" in str(fit.summary())

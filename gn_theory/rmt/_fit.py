@@ -519,7 +519,7 @@ class MarchenkoPasturFit(ResultMixin):
         notes = []
         if not self.converged:
             notes.append(f"NOT CONVERGED: {self.message} Treat the numbers as unreliable.")
-        unit = "mass x n_total, rounded" if self.weighted else "eigenvalues"
+        unit = "eigenvalues (quadrature mass x n_total, rounded)" if self.weighted else "eigenvalues"
         if self.ratio_source == "atom":
             notes.append(
                 f"Zeros: the known atom mass {self.zero_fraction:.6g} ({self.n_zero} {unit}, the "
@@ -556,6 +556,14 @@ class MarchenkoPasturFit(ResultMixin):
                     f"away from the fitted {self.ratio:.4g}: the zero count and the bulk shape "
                     "disagree (a mis-set zero_tol, smeared zeros in SLQ, or not an MP bulk)."
                 )
+        if (self.ratio > 1 and self.ratio_source == "fitted"
+                and self.zero_fraction < 0.5 * (1.0 - 1.0 / self.ratio)):
+            notes.append(
+                f"The fitted law puts mass {1.0 - 1.0 / self.ratio:.3g} at zero but only "
+                f"{self.zero_fraction:.3g} of the kept values are zero: the spread of the bulk "
+                "(m2 / m1^2), not a rank deficit, drove the ratio above 1, as a heavy-tailed "
+                "bulk does. Fix the ratio from the structure (ratio=...) or pass atom=..."
+            )
         notes.append(
             "The KS p-value treats the fitted parameters as known; after fitting it is "
             "optimistic (too large) and not a valid test."
@@ -573,7 +581,7 @@ class MarchenkoPasturFit(ResultMixin):
             )
             notes.append(
                 f"Standard errors and {100 * (1 - self.alpha):g}% intervals: parametric "
-                f"bootstrap, {self.num_bootstrap} replicates of {how}, zero count held fixed, "
+                f"bootstrap, {self.num_bootstrap} replicates of {how}, zeros from the fitted atom, "
                 f"refitted by {self.method}; basic (reverse-percentile) bootstrap intervals.{extra}"
             )
         else:
@@ -618,7 +626,7 @@ class MarchenkoPasturFit(ResultMixin):
             ("bulk edges", f"[{self.lower_edge:.6g}, {self.upper_edge:.6g}]"),
             ("counts", f"total {self.n_total}, bulk {self.n_bulk}, zero {self.n_zero}, "
                        f"negative {self.n_negative}, outliers {self.n_outliers}"),
-            ("outliers", fmt_values(self.outliers)),
+            ("outlier nodes" if self.weighted else "outliers", fmt_values(self.outliers)),
             ("atom-implied ratio", f"{self.atom_ratio:.6g}"),
             ("KS statistic | p-value",
              f"{self.ks_statistic:.4g} | {self.ks_pvalue:.3g} (optimistic)"),
@@ -663,6 +671,14 @@ def _bootstrap(est: _Estimate, method: str, kind: str, n_bulk: int, n_zero: int,
     out = np.empty((num, 2))
     if num == 0:
         return out
+    if kind == "iid" and ratio is None:
+        # Draw from the whole fitted law: its atom sets the zero count of a replicate. (Holding
+        # the observed zero count instead is inconsistent when the fitted atom differs from it:
+        # the nonzero part of MP(g, s) is that of MP(1/g, g s), so zero-free replicates of a law
+        # with g > 1 refit to 1/g.)
+        total = n_bulk + n_zero
+        n_zero = int(round(max(0.0, 1.0 - 1.0 / est.ratio) * total))
+        n_bulk = total - n_zero
     n_bulk = max(n_bulk, MIN_BULK)
     if kind == "iid":
         q, tab = _quantile_table(est.ratio)
@@ -777,9 +793,10 @@ def fit_marchenko_pastur(
     for a density) say what was set aside.
 
     Standard errors come from a parametric bootstrap: ``num_bootstrap``
-    samples of the nonzero bulk are drawn from the fitted law, with the zero
-    count held at the observed one (in a rank-deficient matrix it is fixed by
-    the rank), and refitted by the same method; ``bse`` is the standard
+    samples of the kept values (bulk and zeros) are drawn from the fitted law,
+    its atom setting the number of zeros when the ratio is fitted (the
+    observed zero count when the ratio is given or fixed by ``atom``), and
+    refitted by the same method; ``bse`` is the standard
     deviation of the replicates and ``conf_int`` the basic bootstrap interval
     ``[2 p - q_hi, 2 p - q_lo]`` from their quantiles. iid draws
     ignore eigenvalue repulsion: the trace of a Wishart matrix fluctuates like
