@@ -264,10 +264,14 @@ def batched_lanczos(
         a = (W * V).sum(dim=1, keepdim=True)
         W -= a * V
         if Qs is not None:
-            Qj = Qs[:, : j + 1]  # (L, j+1, P)
-            for _ in range(2):
-                c = torch.bmm(Qj, W.unsqueeze(2))  # (L, j+1, 1)
-                W -= torch.bmm(Qj.transpose(1, 2), c).squeeze(2)
+            # Classical Gram-Schmidt, twice, per probe: W_l -= Q_l (Q_l^T W_l). A loop of BLAS
+            # matrix-vector products; a batched torch.bmm with one column measured 4x slower
+            # on the CPU (P = 85k, 10 probes, 40 basis vectors: 78 ms against 18 ms per pass).
+            for row in range(L):
+                Qj = Qs[row, : j + 1]  # (j+1, P)
+                w = W[row]
+                for _ in range(2):
+                    w.addmv_(Qj.t(), torch.mv(Qj, w), alpha=-1.0)
         bnorm = torch.linalg.vector_norm(W, dim=1, keepdim=True)
         ah = a.squeeze(1).double().cpu().numpy()
         bh = bnorm.squeeze(1).double().cpu().numpy()
