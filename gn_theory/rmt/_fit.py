@@ -53,6 +53,7 @@ from ..exceptions import ConvergenceWarning, InvalidInputError
 from ..results import ResultMixin
 from ._bbp import _MODELS, bbp_outlier, bbp_overlap, bbp_spike, bbp_threshold
 from ._mp import MarchenkoPastur, _cdf_cont1, _check_ratio_scale, _ppf_cont1
+from ._scaling import _check_alpha
 
 __all__ = [
     "fit_marchenko_pastur",
@@ -89,16 +90,6 @@ _MLE_REASON = (
 
 
 # ============================================================================= validation
-def _check_alpha(alpha: Any) -> float:
-    try:
-        a = float(alpha)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"alpha must be a number in (0, 1); got {alpha!r}") from exc
-    if not 0.0 < a < 1.0:
-        raise InvalidInputError(f"alpha must be in (0, 1); got {alpha!r}")
-    return a
-
-
 def _check_method(method: Any) -> str:
     if method == "mle":
         raise InvalidInputError(_MLE_REASON)
