@@ -23,3 +23,13 @@ def test_sagun2016_blobs_quick(tmp_path):
         assert 0.0 <= r["near_zero_fraction"] <= 1.0
         assert r["top_eigenvalues"][0] > 0
     assert set(res["checks"]) == {"outliers_1_or_2_every_width", "near_zero_fraction_rises", "negatives_small"}
+
+
+def test_rmt_simulations_quick(tmp_path):
+    import rmt_simulations
+
+    assert rmt_simulations.main(["--quick", "--out", str(tmp_path)]) == 0
+    res = json.loads((tmp_path / "rmt_simulations.json").read_text())
+    assert res["pass"] and res["quick"]
+    assert {f["case"] for f in res["fits"]} == {"planted", "atom"}
+    assert abs(res["bbp_multiplicative"]["outlier"] / res["bbp_multiplicative"]["predicted"] - 1) < 0.05
