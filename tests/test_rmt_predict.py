@@ -16,7 +16,6 @@ from gn_theory.rmt._predict import (
     OutlierPrediction,
     additive_outliers,
     bgn_outliers,
-    bulk_from_moments,
     iid_noise_outliers,
     predict_outliers,
     subspace_ritz,
@@ -111,19 +110,6 @@ def test_bgn_accepts_a_spectral_density():
     a = bgn_outliers([4.0], dens)
     b = bgn_outliers([4.0], ev)
     np.testing.assert_allclose(a.predicted, b.predicted, rtol=1e-12)
-
-
-def test_bulk_from_moments_recovers_wishart():
-    rng = np.random.default_rng(2)
-    p, n, s = 800, 400, 0.7  # ratio 2: an atom at zero of mass 1/2
-    Z = rng.standard_normal((p, n))
-    ev = np.linalg.eigvalsh(s * Z @ Z.T / n)
-    ratio, scale = bulk_from_moments(ev.mean(), np.mean(ev**2))
-    assert ratio == pytest.approx(2.0, rel=0.03) and scale == pytest.approx(s, rel=0.02)
-    with pytest.raises(InvalidInputError, match="no MP law"):
-        bulk_from_moments(1.0, 1.0)
-    with pytest.raises(InvalidInputError, match="first moment"):
-        bulk_from_moments(0.0, 1.0)
 
 
 # ----------------------------------------------------------------------------- Rayleigh-Ritz
@@ -222,6 +208,7 @@ def test_end_to_end_runs_all_predictors(trained, prediction):
     assert res.methods == ["iid", "additive", "bgn", "subspace", "subspace_corrected"]
     assert res.predicted.shape == (5, r) and res.relative_errors.shape == (5, r)
     assert res.bulk_source.startswith("moments") and res.ratio > 0 and res.scale > 0
+    assert 0.0 <= res.diagnostics["ks_statistic"] <= 1.0  # the default bulk is a real fit, with its KS
     # subspace: within a loose tolerance of the dense top eigenvalues of G on the clear outliers
     top = 3
     np.testing.assert_allclose(res.prediction("subspace")[:top], dense[:top], rtol=0.1)

@@ -49,7 +49,6 @@ from ._predict import (
     RitzResult,
     additive_outliers,
     bgn_outliers,
-    bulk_from_moments,
     iid_noise_outliers,
     predict_outliers,
     subspace_ritz,
@@ -93,7 +92,6 @@ __all__ = [
     "additive_outliers",
     "bgn_outliers",
     "subspace_ritz",
-    "bulk_from_moments",
     # scaling laws
     "scaling_fit",
     "ScalingFit",

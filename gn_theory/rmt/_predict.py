@@ -53,13 +53,14 @@ from __future__ import annotations
 
 import math
 import sys
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, NamedTuple, Sequence, get_args
 
 import numpy as np
 
 from .._summary import Summary, fmt_values
-from ..exceptions import InvalidInputError, ShapeError
+from ..exceptions import ConvergenceWarning, InvalidInputError, ShapeError
 from ..results import ResultMixin
 from ._bbp import (
     _resolve_stieltjes,
@@ -70,7 +71,7 @@ from ._bbp import (
     bgn_outlier,
     empirical_stieltjes,
 )
-from ._mp import MarchenkoPastur, _check_ratio_scale, mp_moment
+from ._mp import MarchenkoPastur, _check_ratio_scale
 
 __all__ = [
     "PredictionMethod",
@@ -80,7 +81,6 @@ __all__ = [
     "additive_outliers",
     "bgn_outliers",
     "subspace_ritz",
-    "bulk_from_moments",
     "predict_outliers",
     "OutlierPrediction",
 ]
@@ -374,46 +374,6 @@ def bgn_outliers(
         threshold,
         b,
     )
-
-
-def bulk_from_moments(m1: float, m2: float) -> tuple[float, float]:
-    r"""MP ``(ratio, scale)`` from the first two spectral moments (atom included), THEORY.md 4.5.
-
-    :math:`\hat\sigma^2 = m_1`, :math:`\hat c = m_2/m_1^2 - 1`, with
-    :math:`m_j = \frac1P\operatorname{tr} A^j`.
-
-    Parameters
-    ----------
-    m1, m2 : float
-        First and second moments over all P eigenvalues (zeros included).
-
-    Returns
-    -------
-    tuple of float
-        ``(ratio, scale)``.
-
-    Raises
-    ------
-    InvalidInputError
-        ``m1 <= 0`` or ``m2 <= m1**2`` (no MP law has these moments).
-
-    Examples
-    --------
-    >>> bulk_from_moments(2.0, 4.0 * 1.5)  # MP(0.5, 2)
-    (0.5, 2.0)
-    """
-    m1, m2 = float(m1), float(m2)
-    if not (math.isfinite(m1) and math.isfinite(m2)) or m1 <= 0:
-        raise InvalidInputError(
-            f"moment matching needs a finite first moment > 0; got m1={m1!r}, m2={m2!r}"
-        )
-    ratio = m2 / m1**2 - 1.0
-    if ratio <= 0:
-        raise InvalidInputError(
-            f"moment matching gives ratio = m2/m1^2 - 1 = {ratio:.3g} <= 0: no MP law has these moments; "
-            "pass bulk_fit (a MarchenkoPasturFit or a (ratio, scale) tuple)"
-        )
-    return ratio, m1
 
 
 # ----------------------------------------------------------------------------- Rayleigh-Ritz
@@ -834,9 +794,9 @@ class OutlierPrediction(ResultMixin):
             )
         if self.bulk_source.startswith("moments"):
             notes.append(
-                f"Bulk ratio {self.ratio:.4g} and scale {self.scale:.4g} by moment matching on G_w "
-                "(THEORY 4.5 step 3: scale = tr(G_w)/P, ratio = m2/m1^2 - 1); no goodness of fit from a "
-                "fitted MP law (pass bulk_fit for KS)."
+                f"Bulk ratio {self.ratio:.4g} and scale {self.scale:.4g} by moment matching on the SLQ "
+                "quadrature of G_w (THEORY 4.5 step 3: scale = tr(G_w)/P, ratio = m2/m1^2 - 1; "
+                "fit_marchenko_pastur with nothing excluded); pass bulk_fit to fit the bulk your way."
             )
         errs = self.mean_abs_errors
         if errs:
@@ -926,9 +886,22 @@ def _check_int(name: str, value: Any, minimum: int = 1) -> int:
     return int(value)
 
 
-def _density_moments(nodes: np.ndarray, weights: np.ndarray, orders: Sequence[int]) -> list[float]:
-    w = weights / weights.shape[0]
-    return [float(np.sum(w * nodes**j)) for j in orders]
+def _moments_bulk(nodes: np.ndarray, weights: np.ndarray, P: int) -> tuple[float, float, float, float]:
+    """(ratio, scale, KS, third-moment ratio) of the moments fit to a quadrature, no exclusions."""
+    from types import SimpleNamespace
+
+    from ._fit import fit_marchenko_pastur
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        fit = fit_marchenko_pastur(SimpleNamespace(nodes=nodes, weights=weights, num_params=P),
+                                   exclude_outliers=False, num_bootstrap=0)
+    if not fit.converged:
+        raise InvalidInputError(
+            f"moment matching on the SLQ quadrature of G_w failed ({fit.message}); pass bulk_fit "
+            "(a MarchenkoPasturFit or a (ratio, scale) tuple)"
+        )
+    return fit.ratio, fit.scale, fit.ks_statistic, fit.third_moment_ratio
 
 
 def predict_outliers(
@@ -972,9 +945,10 @@ def predict_outliers(
         The MP bulk for ``"iid"``/``"additive"``: e.g. a ``MarchenkoPasturFit``
         (its ``ks_statistic`` and ``third_moment_ratio`` are read if present) or
         a :class:`MarchenkoPastur`. None: moment matching on the SLQ
-        quadrature of :math:`G_{\rm w}` (:func:`bulk_from_moments`: scale
+        quadrature of :math:`G_{\rm w}` (:func:`fit_marchenko_pastur` by moments,
+        nothing excluded: scale
         :math:`= \operatorname{tr}G_{\rm w}/P`, ratio :math:`= m_2/m_1^2 - 1`),
-        and the third-moment ratio from the same quadrature.
+        with that fit's KS statistic and third-moment ratio.
     method : {"all", "iid", "additive", "bgn", "subspace"} or list of them
         Predictors to run. ``"all"`` runs those the inputs allow and records the
         others under :attr:`OutlierPrediction.skipped`; naming one that cannot
@@ -1098,14 +1072,11 @@ def predict_outliers(
         b_edge = top_node
         if bounds is not None and np.size(bounds) == 2 and np.isfinite(np.asarray(bounds)[1]):
             b_edge = max(float(np.asarray(bounds)[1]), top_node)
-        m1, m2, m3 = _density_moments(nodes, weights, (1, 2, 3))
         if bulk_fit is None:
-            ratio, scale = bulk_from_moments(m1, m2)
-            bulk_source = "moments of the SLQ quadrature of G_w"
-        if not math.isfinite(m3_ratio) and bulk_fit is None:
-            m3_ratio = m3 / mp_moment(3, ratio, scale)
+            ratio, scale, ks, m3_ratio = _moments_bulk(nodes, weights, P)
+            bulk_source = "moments fit to the SLQ quadrature of G_w"
             m3_source = "SLQ of G_w vs the moment-matched MP law"
-        trace_w = P * m1
+        trace_w = P * float(np.sum(weights * nodes) / weights.shape[0])
     else:
         trace_w = math.nan
         if bulk_fit is None:
