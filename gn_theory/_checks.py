@@ -1,19 +1,15 @@
-"""Private validators shared by the public entry points (one message style)."""
+"""Private torch-free validators shared by the public entry points (one message style).
+
+Tensor validators live in :mod:`gn_theory._checks_torch`.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 import numpy as np
-import torch
 
-from .exceptions import (
-    DeviceMismatchError,
-    DTypeError,
-    InvalidInputError,
-    NonFiniteError,
-    ShapeError,
-)
+from .exceptions import InvalidInputError
 
 __all__: list[str] = []
 
@@ -36,30 +32,33 @@ def check_positive_int(name: str, value: Any, *, minimum: int = 1) -> int:
     return int(value)
 
 
-def check_finite_tensor(t: torch.Tensor, what: str) -> None:
-    """Raise NonFiniteError naming ``what`` if ``t`` holds NaN or inf."""
-    if not bool(torch.isfinite(t).all()):
-        n_bad = int((~torch.isfinite(t)).sum())
-        raise NonFiniteError(f"{what} contains {n_bad} non-finite value(s) (NaN or inf)")
+def check_nonneg_int(name: str, value: Any) -> int:
+    """Return ``value`` as int if it is an integer >= 0."""
+    return check_positive_int(name, value, minimum=0)
 
 
-def check_vector(
-    v: torch.Tensor, size: int, dtype: torch.dtype, device: torch.device, *, name: str = "v"
-) -> None:
-    """Check that ``v`` has shape (size,) or (size, k), the dtype and device given."""
-    if v.ndim not in (1, 2) or v.shape[0] != size:
-        raise ShapeError(
-            f"expected {name} of shape ({size},) or ({size}, k); got {tuple(v.shape)}"
-        )
-    if v.ndim == 2 and v.shape[1] == 0:
-        raise ShapeError(f"expected {name} of shape ({size}, k) with k >= 1; got {tuple(v.shape)}")
-    if v.dtype != dtype:
-        raise DTypeError(
-            f"expected {name} of dtype {dtype} (the operator's dtype); got {v.dtype}. "
-            f"Convert with v.to({dtype})."
-        )
-    if v.device != device:
-        raise DeviceMismatchError(
-            f"{name} is on {v.device} but the operator computes on {device}; "
-            f"move it with v.to('{device}')."
-        )
+def check_alpha(alpha: Any) -> float:
+    """Return ``alpha`` as float if it lies in (0, 1) (a significance level)."""
+    try:
+        a = float(alpha)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"alpha must be a number in (0, 1); got {alpha!r}") from exc
+    if not 0.0 < a < 1.0:
+        raise InvalidInputError(f"alpha must be in (0, 1); got {alpha!r}")
+    return a
+
+
+def check_seed(seed: Any) -> int:
+    """Return ``seed`` as an int in [0, 2**63); ``None`` draws one from fresh OS entropy.
+
+    The one seed rule of the package: torch generators (``torch.Generator().manual_seed``)
+    and numpy generators (``numpy.random.default_rng``) are both seeded with the int
+    returned here, and results record it so that a run can be replayed.
+    """
+    if seed is None:
+        return int(np.random.SeedSequence().entropy % (2**63))
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise InvalidInputError(f"seed must be an integer or None; got {seed!r}")
+    if not 0 <= int(seed) < 2**63:
+        raise InvalidInputError(f"seed must be an integer in [0, 2**63); got {seed}")
+    return int(seed)

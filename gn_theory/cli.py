@@ -136,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             _print_demo(res)
             if args.json:
-                from .results import atomic_write_bytes
+                from .results._store import atomic_write_bytes
 
                 atomic_write_bytes(args.json, json.dumps(res, indent=2).encode())
         return 0

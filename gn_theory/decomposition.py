@@ -77,9 +77,9 @@ from .exceptions import (
     NumericalWarning,
 )
 from .operators import CurvatureOperator, ggn_operator
-from ._summary import Summary
-from ._summary import fmt_values as _fmt_values
-from .results import ResultMixin
+from .results import Summary
+from ._format import fmt_bytes, fmt_values as _fmt_values
+from .results import Result
 
 __all__ = [
     "class_structure",
@@ -102,12 +102,6 @@ Part = Literal["G_cm", "G_0", "G_1", "G_2"]
 Method = Literal["class_split", "masked", "loop"]
 
 
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"  # pragma: no cover
 
 
 # =============================================================================== operators
@@ -170,7 +164,7 @@ class WithinClassOperator(CurvatureOperator):
 
 # =============================================================================== results
 @dataclass
-class ClassStructure(ResultMixin):
+class ClassStructure(Result):
     r"""Class means of the GGN's :math:`\delta` vectors and the exact spectra of its low-rank parts.
 
     Built by :func:`class_structure`; see the module docstring for the
@@ -922,12 +916,12 @@ def class_structure(
         if 2 * 2 * C * P * 8 > budget:
             raise MemoryBudgetError(
                 f"even the 2 C P = {2 * C * P} float64 class-level means need "
-                f"{_fmt_bytes(4 * C * P * 8)} with a working copy, more than the budget "
-                f"{_fmt_bytes(budget)}; pass max_bytes=..."
+                f"{fmt_bytes(4 * C * P * 8)} with a working copy, more than the budget "
+                f"{fmt_bytes(budget)}; pass max_bytes=..."
             )
         msg = (
             f"the C^2 P = {C * C * P} float64 class means delta_{{c,c'}} would need "
-            f"{_fmt_bytes(full_bytes)} (with a working copy) > budget {_fmt_bytes(budget)}: "
+            f"{fmt_bytes(full_bytes)} (with a working copy) > budget {fmt_bytes(budget)}: "
             "computed only delta_{c,c} and the class-level means delta_c (G_0, G_1); skipped "
             "class_means, K, K2, G_cm, G_2 and within_operator(). Raise max_bytes to get them"
         )
@@ -1006,7 +1000,7 @@ def class_structure(
 
 # =============================================================================== Fort & Ganguli
 @dataclass
-class FortGanguli(ResultMixin):
+class FortGanguli(Result):
     r"""Fort & Ganguli (2019) measurements: gradient confinement, eigenspace overlaps, cosines.
 
     Attributes
@@ -1136,7 +1130,7 @@ def _logit_cosines(
     if n < min(max_samples, G.num_samples):
         warnings.warn(
             f"logit-gradient cosines: {min(max_samples, G.num_samples)} samples x C x P would "
-            f"exceed {_fmt_bytes(max_bytes)}; using {n} (budget allows {budget_n})",
+            f"exceed {fmt_bytes(max_bytes)}; using {n} (budget allows {budget_n})",
             NumericalWarning,
             stacklevel=3,
         )

@@ -21,6 +21,7 @@ __all__ = [
     "NonFiniteError",
     "MemoryBudgetError",
     "NotSymmetricError",
+    "ResultFileError",
     "GnTheoryWarning",
     "ConvergenceWarning",
     "NumericalWarning",
@@ -65,6 +66,10 @@ class MemoryBudgetError(GnTheoryError, MemoryError):
 
 class NotSymmetricError(InvalidInputError):
     """An operator that must be symmetric failed a symmetry probe."""
+
+
+class ResultFileError(InvalidInputError):
+    """A result file is missing, empty, truncated, corrupt, foreign or of a newer schema."""
 
 
 class GnTheoryWarning(UserWarning):

@@ -32,7 +32,8 @@ import numpy as np
 import torch
 from scipy.sparse.linalg import LinearOperator
 
-from . import _checks
+from . import _checks, _checks_torch
+from ._format import fmt_bytes
 from ._autodiff import (
     FunctionalModel,
     Loss,
@@ -75,12 +76,6 @@ _TORCH_TO_NUMPY = {
 }
 
 
-def _fmt_bytes(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if n < 1024 or unit == "TiB":
-            return f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} TiB"  # pragma: no cover
 
 
 class CurvatureOperator(LinearOperator):
@@ -150,7 +145,7 @@ class CurvatureOperator(LinearOperator):
         DeviceMismatchError
             If ``V`` lives on another device.
         """
-        _checks.check_vector(V, self.num_params, self.torch_dtype, self.device)
+        _checks_torch.check_vector(V, self.num_params, self.torch_dtype, self.device)
         if V.ndim == 1:
             return self._apply(V.unsqueeze(1)).squeeze(1)
         return self._apply(V)
@@ -217,8 +212,8 @@ class CurvatureOperator(LinearOperator):
         need = P * P * itemsize
         if need > budget:
             raise MemoryBudgetError(
-                f"a dense {P} x {P} {self.torch_dtype} matrix needs {_fmt_bytes(need)}, more than "
-                f"the budget of {_fmt_bytes(budget)}; pass to_dense(max_bytes=...) to allow it, "
+                f"a dense {P} x {P} {self.torch_dtype} matrix needs {fmt_bytes(need)}, more than "
+                f"the budget of {fmt_bytes(budget)}; pass to_dense(max_bytes=...) to allow it, "
                 "or use matrix-free methods (gn_theory.spectra.lanczos / slq)"
             )
         out = torch.empty(P, P, dtype=self.torch_dtype, device=self.device)
@@ -285,7 +280,7 @@ class CurvatureOperator(LinearOperator):
         if self.layout is None:
             raise InvalidInputError(f"this {self.kind} operator has no parameter layout")
         t = torch.as_tensor(v)
-        _checks.check_vector(t, self.num_params, t.dtype, t.device)
+        _checks_torch.check_vector(t, self.num_params, t.dtype, t.device)
         return self.layout.unflatten(t)
 
     def __repr__(self) -> str:
@@ -593,7 +588,7 @@ class ModelCurvatureOperator(CurvatureOperator):
                         f"batch {index}: the model returned {out.shape[0] if out.ndim else 0} "
                         f"outputs for {x.shape[0]} inputs"
                     )
-                _checks.check_finite_tensor(out, f"batch {index}: the model outputs")
+                _checks_torch.check_finite_tensor(out, f"batch {index}: the model outputs")
                 self.loss.check(out, y, index)
                 value = self.loss.sum(out, y)
                 if not bool(torch.isfinite(value)):

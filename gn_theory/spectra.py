@@ -35,7 +35,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from . import _checks, _krylov
+from . import _checks, _checks_torch, _krylov
 from .exceptions import (
     ConvergenceWarning,
     InvalidInputError,
@@ -43,7 +43,7 @@ from .exceptions import (
     NotSymmetricError,
 )
 from .operators import CurvatureOperator, as_operator
-from .results import ResultMixin
+from .results import Result
 
 __all__ = [
     "Spectrum",
@@ -163,7 +163,7 @@ _probe_symmetry = check_symmetric
 
 # =============================================================================== results
 @dataclass
-class Spectrum(ResultMixin):
+class Spectrum(Result):
     """Eigenvalues (ascending) with eigenvectors, residual norms and convergence flags.
 
     Attributes
@@ -233,7 +233,7 @@ class Spectrum(ResultMixin):
 
 
 @dataclass
-class SpectralDensity(ResultMixin):
+class SpectralDensity(Result):
     r"""A spectral density from stochastic Lanczos quadrature.
 
     Row ``l`` of ``nodes``/``weights`` is the Gauss quadrature of probe ``l``:
@@ -575,7 +575,7 @@ class SpectralDensity(ResultMixin):
 
 
 @dataclass
-class TraceEstimate(ResultMixin):
+class TraceEstimate(Result):
     """A stochastic trace estimate with its standard error.
 
     Attributes
@@ -621,7 +621,7 @@ class TraceEstimate(ResultMixin):
 
 
 @dataclass
-class Outliers(ResultMixin):
+class Outliers(Result):
     """Outliers separated from the bulk.
 
     Attributes
@@ -700,7 +700,7 @@ def eigh(
     op = as_operator(A)
     before = op.matvecs
     M = op.to_dense(max_bytes=max_bytes).to(dtype)
-    _checks.check_finite_tensor(M, "the dense matrix")
+    _checks_torch.check_finite_tensor(M, "the dense matrix")
     scale = float(M.abs().max()) if M.numel() else 0.0
     asym = float((M - M.T).abs().max()) if M.numel() else 0.0
     tol = _SYMMETRY_RTOL.get(op.torch_dtype, 1e-3)

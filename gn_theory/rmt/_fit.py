@@ -48,9 +48,10 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 from scipy import optimize, stats
 
-from .._summary import Summary, fmt_values
+from .._format import fmt_values
+from ..results import Summary
 from ..exceptions import ConvergenceWarning, InvalidInputError
-from ..results import ResultMixin
+from ..results import Result
 from ._bbp import _MODELS, bbp_outlier, bbp_overlap, bbp_spike, bbp_threshold
 from ._mp import MarchenkoPastur, _cdf_cont1, _check_ratio_scale, _ppf_cont1
 from ._scaling import _check_alpha
@@ -304,7 +305,7 @@ def _basic_ci(reps: np.ndarray, alpha: float, params: np.ndarray) -> np.ndarray:
 
 
 @dataclass(repr=False)
-class MarchenkoPasturFit(ResultMixin):
+class MarchenkoPasturFit(Result):
     r"""A Marchenko-Pastur law fitted to a spectrum, statsmodels style.
 
     Built by :func:`fit_marchenko_pastur`.
@@ -988,7 +989,7 @@ _BULK_MODELS = tuple(m for m in _MODELS if m != "wigner")
 
 
 @dataclass(repr=False)
-class SpikedModelFit(ResultMixin):
+class SpikedModelFit(Result):
     r"""A spiked random-matrix model fitted to a spectrum: MP bulk plus BBP outliers.
 
     Built by :func:`fit_spiked_model`.

@@ -59,9 +59,10 @@ from typing import Any, Callable, Literal, NamedTuple, Sequence, get_args
 
 import numpy as np
 
-from .._summary import Summary, fmt_values
+from .._format import fmt_values
+from ..results import Summary
 from ..exceptions import ConvergenceWarning, InvalidInputError, ShapeError
-from ..results import ResultMixin
+from ..results import Result
 from ._bbp import (
     _resolve_stieltjes,
     bbp_outlier,
@@ -522,7 +523,7 @@ def subspace_ritz(
 
 # ----------------------------------------------------------------------------- results
 @dataclass
-class OutlierPrediction(ResultMixin):
+class OutlierPrediction(Result):
     r"""Predicted outlier positions of G by several predictors, with the diagnostics that explain them.
 
     Built by :func:`predict_outliers`. Rows are predictors (``methods``),

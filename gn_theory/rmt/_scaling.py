@@ -26,9 +26,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .._summary import Summary
+from ..results import Summary
 from ..exceptions import InvalidInputError
-from ..results import ResultMixin
+from ..results import Result
 
 __all__ = ["scaling_fit", "ScalingFit"]
 
@@ -103,7 +103,7 @@ def _ols(x_t: np.ndarray, y_t: np.ndarray, cov_type: str) -> Any:
 
 
 @dataclass
-class ScalingFit(ResultMixin):
+class ScalingFit(Result):
     r"""A fitted scaling law :math:`y = a x^b` (or a semi-log or linear line), statsmodels style.
 
     Built by :func:`scaling_fit`. The line is fitted on the transformed axes

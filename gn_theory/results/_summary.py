@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import html
 
-import numpy as np
-
-__all__ = ["Summary", "fmt_values"]
+__all__ = ["Summary"]
 
 
 class Summary:
@@ -62,12 +60,3 @@ class Summary:
 
     def __repr__(self) -> str:
         return self.as_text()
-
-
-def fmt_values(v: np.ndarray, n: int = 6) -> str:
-    """Format the first ``n`` entries of ``v`` compactly, saying how many there are in all."""
-    v = np.asarray(v)
-    if v.size == 0:
-        return "-"
-    head = ", ".join(f"{x:.4g}" for x in v.ravel()[:n])
-    return head + (f", ... ({v.size} in all)" if v.size > n else "")

@@ -1,0 +1,38 @@
+"""Private tensor validators (shape, dtype, device, finiteness); torch-free ones are in ``_checks``."""
+
+from __future__ import annotations
+
+import torch
+
+from .exceptions import DeviceMismatchError, DTypeError, NonFiniteError, ShapeError
+
+__all__: list[str] = []
+
+
+def check_finite_tensor(t: torch.Tensor, what: str) -> None:
+    """Raise NonFiniteError naming ``what`` if ``t`` holds NaN or inf."""
+    if not bool(torch.isfinite(t).all()):
+        n_bad = int((~torch.isfinite(t)).sum())
+        raise NonFiniteError(f"{what} contains {n_bad} non-finite value(s) (NaN or inf)")
+
+
+def check_vector(
+    v: torch.Tensor, size: int, dtype: torch.dtype, device: torch.device, *, name: str = "v"
+) -> None:
+    """Check that ``v`` has shape (size,) or (size, k), the dtype and device given."""
+    if v.ndim not in (1, 2) or v.shape[0] != size:
+        raise ShapeError(
+            f"expected {name} of shape ({size},) or ({size}, k); got {tuple(v.shape)}"
+        )
+    if v.ndim == 2 and v.shape[1] == 0:
+        raise ShapeError(f"expected {name} of shape ({size}, k) with k >= 1; got {tuple(v.shape)}")
+    if v.dtype != dtype:
+        raise DTypeError(
+            f"expected {name} of dtype {dtype} (the operator's dtype); got {v.dtype}. "
+            f"Convert with v.to({dtype})."
+        )
+    if v.device != device:
+        raise DeviceMismatchError(
+            f"{name} is on {v.device} but the operator computes on {device}; "
+            f"move it with v.to('{device}')."
+        )
