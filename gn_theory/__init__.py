@@ -17,106 +17,129 @@ The public API, grouped by stage:
 * random-matrix models: :mod:`gn_theory.rmt` (Marchenko-Pastur bulks, BBP
   outliers, fits, outlier predictors), torch-free.
 * results: every results object saves to ``.npz`` + ``.json`` and loads back
-  with :func:`load_result`.
+  with :func:`load_result` (torch-free, :mod:`gn_theory.results`).
+
+The names are loaded lazily (PEP 562): ``import gn_theory`` imports neither torch
+nor any stage; the first use of a name imports the module that defines it, so
+the analysis half (results, rmt, explain) runs where torch is not installed.
 """
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
+import importlib
+from typing import TYPE_CHECKING, Any
 
-from .exceptions import (  # noqa: E402
-    ConvergenceWarning,
-    DataError,
-    DeviceMismatchError,
-    DTypeError,
-    GnTheoryError,
-    GnTheoryWarning,
-    InvalidInputError,
-    MemoryBudgetError,
-    NonFiniteError,
-    NotSymmetricError,
-    NumericalWarning,
-    ParameterSelectionError,
-    ShapeError,
-)
-from .operators import (  # noqa: E402
-    CurvatureOperator,
-    DenseOperator,
-    ggn_operator,
-    hessian_operator,
-    residual_operator,
-)
-from .results import load_result  # noqa: E402
-from .spectra import (  # noqa: E402
-    Outliers,
-    SpectralDensity,
-    Spectrum,
-    TraceEstimate,
-    eigh,
-    lanczos,
-    outliers,
-    slq,
-    trace,
-)
-from .decomposition import (  # noqa: E402
-    ClassStructure,
-    FortGanguli,
-    class_structure,
-    fort_ganguli,
-)
-from . import rmt  # noqa: E402
-from .rmt import (  # noqa: E402
-    MarchenkoPastur,
-    fit_marchenko_pastur,
-    fit_spiked_model,
-    predict_outliers,
-    scaling_fit,
-)
+__version__ = "0.2.0"
 
-__all__ = [
-    "__version__",
+# public name -> the module that defines it (imported on first use)
+_LAZY: dict[str, str] = {
     # operators
-    "CurvatureOperator",
-    "DenseOperator",
-    "hessian_operator",
-    "ggn_operator",
-    "residual_operator",
-    # spectra
-    "Spectrum",
-    "SpectralDensity",
-    "TraceEstimate",
-    "Outliers",
-    "eigh",
-    "lanczos",
-    "slq",
-    "trace",
-    "outliers",
-    # class structure
-    "class_structure",
-    "ClassStructure",
-    "fort_ganguli",
-    "FortGanguli",
-    # random-matrix models (the subpackage, and its main entry points)
-    "rmt",
-    "MarchenkoPastur",
-    "fit_marchenko_pastur",
-    "fit_spiked_model",
-    "predict_outliers",
-    "scaling_fit",
-    # results
-    "load_result",
+    "CurvatureOperator": "gn_theory.operators",
+    "DenseOperator": "gn_theory.operators",
+    "as_operator": "gn_theory.operators",
+    "hessian_operator": "gn_theory.operators",
+    "ggn_operator": "gn_theory.operators",
+    "residual_operator": "gn_theory.operators",
+    # spectra (estimators; their results live in gn_theory.results)
+    "eigh": "gn_theory.spectra",
+    "lanczos": "gn_theory.spectra",
+    "slq": "gn_theory.spectra",
+    "trace": "gn_theory.spectra",
+    "outliers": "gn_theory.spectra",
+    # class structure (measurement)
+    "class_structure": "gn_theory.decomposition",
+    "fort_ganguli": "gn_theory.decomposition",
+    # results (torch-free)
+    "Result": "gn_theory.results",
+    "load_result": "gn_theory.results",
+    "Spectrum": "gn_theory.spectra",  # TODO(helper B): gn_theory.results once moved
+    "SpectralDensity": "gn_theory.spectra",  # TODO(helper B): gn_theory.results once moved
+    "TraceEstimate": "gn_theory.spectra",  # TODO(helper B): gn_theory.results once moved
+    "Outliers": "gn_theory.spectra",  # TODO(helper B): gn_theory.results once moved
+    "ClassStructure": "gn_theory.decomposition",  # TODO(helper C): gn_theory.results once moved
+    "FortGanguli": "gn_theory.decomposition",  # TODO(helper C): gn_theory.results once moved
+    # random-matrix models (torch-free)
+    "MarchenkoPastur": "gn_theory.rmt",
+    "fit_marchenko_pastur": "gn_theory.rmt",
+    "fit_spiked_model": "gn_theory.rmt",
+    "scaling_fit": "gn_theory.rmt",
+    # explaining a measured spectrum (torch-free)
+    "predict_outliers": "gn_theory.rmt",  # TODO(helper D): gn_theory.explain once moved
     # errors and warnings
-    "GnTheoryError",
-    "InvalidInputError",
-    "DataError",
-    "ParameterSelectionError",
-    "ShapeError",
-    "DTypeError",
-    "DeviceMismatchError",
-    "NonFiniteError",
-    "MemoryBudgetError",
-    "NotSymmetricError",
-    "GnTheoryWarning",
-    "ConvergenceWarning",
-    "NumericalWarning",
-]
+    "GnTheoryError": "gn_theory.exceptions",
+    "InvalidInputError": "gn_theory.exceptions",
+    "DataError": "gn_theory.exceptions",
+    "ParameterSelectionError": "gn_theory.exceptions",
+    "ShapeError": "gn_theory.exceptions",
+    "DTypeError": "gn_theory.exceptions",
+    "DeviceMismatchError": "gn_theory.exceptions",
+    "NonFiniteError": "gn_theory.exceptions",
+    "MemoryBudgetError": "gn_theory.exceptions",
+    "NotSymmetricError": "gn_theory.exceptions",
+    "ResultFileError": "gn_theory.exceptions",
+    "GnTheoryWarning": "gn_theory.exceptions",
+    "ConvergenceWarning": "gn_theory.exceptions",
+    "NumericalWarning": "gn_theory.exceptions",
+}
+_SUBMODULES = {
+    "operators", "spectra", "decomposition", "results", "rmt", "explain", "exceptions",
+    "data", "models", "training", "plots", "stages", "cli",
+}
+
+__all__ = ["__version__", *_LAZY, "rmt", "results"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip __getattr__
+        return value
+    if name in _SUBMODULES:
+        return importlib.import_module(f"gn_theory.{name}")
+    raise AttributeError(f"module 'gn_theory' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY) | _SUBMODULES)
+
+
+if TYPE_CHECKING:  # static view of the lazy names, for type checkers and IDEs
+    from . import rmt, results  # noqa: F401
+    from .decomposition import class_structure, fort_ganguli  # noqa: F401
+    from .exceptions import (  # noqa: F401
+        ConvergenceWarning,
+        DataError,
+        DeviceMismatchError,
+        DTypeError,
+        GnTheoryError,
+        GnTheoryWarning,
+        InvalidInputError,
+        MemoryBudgetError,
+        NonFiniteError,
+        NotSymmetricError,
+        NumericalWarning,
+        ParameterSelectionError,
+        ResultFileError,
+        ShapeError,
+    )
+    from .explain import predict_outliers  # noqa: F401
+    from .operators import (  # noqa: F401
+        CurvatureOperator,
+        DenseOperator,
+        as_operator,
+        ggn_operator,
+        hessian_operator,
+        residual_operator,
+    )
+    from .results import (  # noqa: F401
+        ClassStructure,
+        FortGanguli,
+        Outliers,
+        Result,
+        SpectralDensity,
+        Spectrum,
+        TraceEstimate,
+        load_result,
+    )
+    from .rmt import MarchenkoPastur, fit_marchenko_pastur, fit_spiked_model, scaling_fit  # noqa: F401
+    from .spectra import eigh, lanczos, outliers, slq, trace  # noqa: F401
