@@ -52,10 +52,10 @@ _LAZY: dict[str, str] = {
     # results (torch-free)
     "Result": "gn_theory.results",
     "load_result": "gn_theory.results",
-    "Spectrum": "gn_theory.spectra",  # TODO(helper B): gn_theory.results once moved
-    "SpectralDensity": "gn_theory.spectra",  # TODO(helper B): gn_theory.results once moved
-    "TraceEstimate": "gn_theory.spectra",  # TODO(helper B): gn_theory.results once moved
-    "Outliers": "gn_theory.spectra",  # TODO(helper B): gn_theory.results once moved
+    "Spectrum": "gn_theory.results",
+    "SpectralDensity": "gn_theory.results",
+    "TraceEstimate": "gn_theory.results",
+    "Outliers": "gn_theory.results",
     "ClassStructure": "gn_theory.decomposition",  # TODO(helper C): gn_theory.results once moved
     "FortGanguli": "gn_theory.decomposition",  # TODO(helper C): gn_theory.results once moved
     # random-matrix models (torch-free)

@@ -209,6 +209,7 @@ def block_lanczos(
             j = jj
         Q[j : j + r] = Qnext
         nb = r
+    wanted = wanted[::-1]  # descending, vectors matching
     vectors = None
     if want_vectors:
         Sw = torch.as_tensor(S[:, wanted].T, dtype=dtype, device=dev)
@@ -318,9 +319,9 @@ def gauss_quadrature(
             th, S = eigh_tridiagonal(alpha[i, :n], beta[i, : n - 1])
         w = S[0] ** 2
         w = w / w.sum()
-        nodes[i, :n], weights[i, :n] = th, w
-        nodes[i, n:] = th[-1]
         bm = beta[i, n - 1] if n == m else 0.0
         lo[i] = th[0] - abs(bm * S[-1, 0])
         hi[i] = th[-1] + abs(bm * S[-1, -1])
+        nodes[i, :n], weights[i, :n] = th[::-1], w[::-1]  # descending
+        nodes[i, n:] = th[0]
     return nodes, weights, lo, hi

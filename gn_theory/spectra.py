@@ -43,7 +43,14 @@ from .exceptions import (
     NotSymmetricError,
 )
 from .operators import CurvatureOperator, as_operator
-from .results import Result
+from .results.spectra import (
+    PAPYAN_KAPPA,
+    Outliers,
+    SpectralDensity,
+    Spectrum,
+    TraceEstimate,
+    spectral_measure,
+)
 
 __all__ = [
     "Spectrum",
@@ -58,8 +65,6 @@ __all__ = [
     "check_symmetric",
 ]
 
-#: Papyan's kernel-width constant kappa (arXiv:1811.07062 code; THEORY 3.2).
-PAPYAN_KAPPA = 1.25
 #: Default number of SLQ Lanczos steps (Papyan uses M = 128; THEORY 3.2).
 DEFAULT_SLQ_STEPS = 128
 #: Default number of SLQ probes.
@@ -161,498 +166,6 @@ def check_symmetric(A: Any, *, rtol: float | None = None, seed: int | None = 0) 
 _probe_symmetry = check_symmetric
 
 
-# =============================================================================== results
-@dataclass
-class Spectrum(Result):
-    """Eigenvalues (ascending) with eigenvectors, residual norms and convergence flags.
-
-    Attributes
-    ----------
-    eigenvalues : numpy.ndarray
-        Shape (k,), ascending.
-    eigenvectors : numpy.ndarray or None
-        Shape (P, k), unit columns matching ``eigenvalues``; ``None`` unless asked.
-    residual_norms : numpy.ndarray
-        :math:`\\|Ax - \\theta x\\|` per pair (Lanczos: the Krylov estimate
-        :math:`\\|B S_{last}\\|`; eigh: computed from the dense matrix).
-    converged : numpy.ndarray
-        Boolean flags, ``residual_norms <= tol * ||A||`` (all True for eigh).
-    matvecs : int
-        Operator-vector products spent (a (P, b) block counts b).
-    which : str
-        ``"all"``, ``"largest"``, ``"smallest"`` or ``"both"``.
-    method : str
-        ``"eigh"`` or ``"lanczos"``.
-    num_params : int
-        Dimension P of the operator.
-    seed : int or None
-        Seed of the starting block.
-    metadata : dict
-        Operator metadata (kind, model, loss, dtype, device, ...) and solver settings.
-    """
-
-    eigenvalues: np.ndarray
-    eigenvectors: np.ndarray | None
-    residual_norms: np.ndarray
-    converged: np.ndarray
-    matvecs: int
-    which: str
-    method: str
-    num_params: int
-    seed: int | None = None
-    metadata: dict = field(default_factory=dict)
-
-    @property
-    def num_converged(self) -> int:
-        """Number of converged pairs."""
-        return int(np.count_nonzero(self.converged))
-
-    @property
-    def all_converged(self) -> bool:
-        """Whether every pair converged."""
-        return bool(np.all(self.converged))
-
-    def largest(self, n: int = 1) -> np.ndarray:
-        """The ``n`` largest eigenvalues held, in descending order."""
-        return self.eigenvalues[::-1][:n].copy()
-
-    def smallest(self, n: int = 1) -> np.ndarray:
-        """The ``n`` smallest eigenvalues held, in ascending order."""
-        return self.eigenvalues[:n].copy()
-
-    def __len__(self) -> int:
-        return int(self.eigenvalues.size)
-
-    def __repr__(self) -> str:
-        ev = self.eigenvalues
-        span = f"[{ev[0]:.4g}, {ev[-1]:.4g}]" if ev.size else "[]"
-        return (
-            f"Spectrum(method={self.method!r}, which={self.which!r}, k={ev.size}, range={span}, "
-            f"converged={self.num_converged}/{ev.size}, matvecs={self.matvecs})"
-        )
-
-
-@dataclass
-class SpectralDensity(Result):
-    r"""A spectral density from stochastic Lanczos quadrature.
-
-    Row ``l`` of ``nodes``/``weights`` is the Gauss quadrature of probe ``l``:
-    :math:`v_l^\top g(A) v_l \approx \sum_k \tau^{(l)}_k g(\theta^{(l)}_k)`
-    (unit :math:`v_l`), each row of ``weights`` summing to 1. The estimated
-    eigenvalue distribution is the average of the rows,
-    :math:`\hat\phi = \frac1{n_v}\sum_l\sum_k\tau^{(l)}_k\delta_{\theta^{(l)}_k}`
-    (THEORY 3.2), so :math:`\int g\,d\hat\phi\approx\frac1P\operatorname{tr}g(A)`.
-
-    Attributes
-    ----------
-    nodes, weights : numpy.ndarray
-        Shape (num_probes, num_steps). Probes whose recurrence stopped early
-        (an invariant subspace) are padded by repeating their last node with
-        weight 0.
-    num_params : int
-        Dimension P.
-    num_steps, num_probes : int
-        Lanczos steps m and probes :math:`n_v`.
-    bounds : numpy.ndarray
-        Shape (2,): Papyan's range estimate
-        :math:`[\theta_1 - |\beta_m s_{m,1}|,\ \theta_m + |\beta_m s_{m,m}|]`
-        (extremes over probes), not widened.
-    matvecs : int
-        Products spent.
-    seed : int or None
-        Probe seed.
-    metadata : dict
-        Operator metadata and settings (probe distribution, reorthogonalisation).
-    """
-
-    nodes: np.ndarray
-    weights: np.ndarray
-    num_params: int
-    num_steps: int
-    num_probes: int
-    bounds: np.ndarray
-    matvecs: int = 0
-    seed: int | None = None
-    metadata: dict = field(default_factory=dict)
-
-    # -- construction from exact eigenvalues ---------------------------------------
-    @classmethod
-    def from_eigenvalues(cls, eigenvalues: Any, **metadata: Any) -> SpectralDensity:
-        """The exact eigenvalue distribution as a one-probe density (weights 1/P).
-
-        Parameters
-        ----------
-        eigenvalues : array_like or Spectrum
-            All P eigenvalues.
-        **metadata
-            Stored in ``metadata``.
-
-        Returns
-        -------
-        SpectralDensity
-        """
-        ev = np.sort(np.asarray(getattr(eigenvalues, "eigenvalues", eigenvalues), float).ravel())
-        P = ev.size
-        return cls(
-            nodes=ev[None, :].copy(),
-            weights=np.full((1, P), 1.0 / P),
-            num_params=P,
-            num_steps=P,
-            num_probes=1,
-            bounds=np.array([ev[0], ev[-1]]),
-            metadata={"method": "exact", **metadata},
-        )
-
-    # -- range and masses ------------------------------------------------------------
-    @property
-    def spectral_range(self) -> tuple[float, float]:
-        """Estimated ``(lambda_min, lambda_max)`` (Papyan's residual-widened Ritz extremes)."""
-        return float(self.bounds[0]), float(self.bounds[1])
-
-    def _normalisation(self) -> tuple[float, float]:
-        """Papyan's centre c and half-width d of the range, widened by 5% (THEORY 3.1)."""
-        lb, ub = self.spectral_range
-        width = max(ub - lb, 1e-12 * max(abs(lb), abs(ub), 1.0))
-        lb, ub = lb - 0.025 * width, ub + 0.025 * width
-        return 0.5 * (ub + lb), 0.5 * (ub - lb)
-
-    def default_sigma(self) -> float:
-        r"""Papyan's Gaussian kernel width in eigenvalue units (THEORY 3.2).
-
-        :math:`\sigma = d\,h/\sqrt{8\ln\kappa}` with :math:`h = 2/(M-1)`,
-        :math:`\kappa = 1.25`, M the number of Lanczos steps and d the
-        half-width of the range widened by 5%.
-
-        Returns
-        -------
-        float
-        """
-        _, d = self._normalisation()
-        M = max(self.num_steps, 2)
-        return d * (2.0 / (M - 1)) / math.sqrt(8.0 * math.log(PAPYAN_KAPPA))
-
-    def grid(self, num: int = 1024) -> np.ndarray:
-        """Papyan's evaluation grid: ``num`` points on the 5%-widened range.
-
-        Parameters
-        ----------
-        num : int, default 1024
-            Number of points.
-
-        Returns
-        -------
-        numpy.ndarray
-        """
-        c, d = self._normalisation()
-        return np.linspace(c - d, c + d, _checks.check_positive_int("num", num, minimum=2))
-
-    def _mix(self) -> tuple[np.ndarray, np.ndarray]:
-        """Nodes and weights of the probe-averaged measure, flattened."""
-        return self.nodes.ravel(), self.weights.ravel() / self.num_probes
-
-    def density(self, grid: Any = None, sigma: float | None = None) -> np.ndarray:
-        r"""Gaussian-broadened density :math:`\hat\phi_\sigma(t)` on ``grid``.
-
-        Parameters
-        ----------
-        grid : array_like, optional
-            Points t (default :meth:`grid`).
-        sigma : float, optional
-            Kernel standard deviation in eigenvalue units (default
-            :meth:`default_sigma`, Papyan's rule).
-
-        Returns
-        -------
-        numpy.ndarray
-            Density values; integrates to 1 over the real line (not
-            renormalised on the grid).
-
-        Raises
-        ------
-        InvalidInputError
-            If ``sigma`` is not positive.
-        """
-        t = self.grid() if grid is None else np.asarray(grid, float)
-        s = self.default_sigma() if sigma is None else float(sigma)
-        if not s > 0:
-            raise InvalidInputError(f"sigma must be positive; got {sigma}")
-        x, w = self._mix()
-        keep = w > 0
-        x, w = x[keep], w[keep]
-        out = np.zeros(t.shape)
-        flat = t.reshape(-1)
-        o = out.reshape(-1)
-        for start in range(0, flat.size, 4096):
-            z = (flat[start : start + 4096, None] - x[None, :]) / s
-            o[start : start + 4096] = np.exp(-0.5 * z * z) @ w
-        return out / (s * math.sqrt(2.0 * math.pi))
-
-    def log_grid(self, num: int = 512, *, decades: float | None = None) -> np.ndarray:
-        """``log10 |lambda|`` grid from the largest magnitude down ``decades`` decades.
-
-        Parameters
-        ----------
-        num : int, default 512
-            Number of points.
-        decades : float, optional
-            Span; default down to the smallest non-zero node magnitude (at most 16).
-
-        Returns
-        -------
-        numpy.ndarray
-            Values of ``log10 |lambda|``, ascending.
-        """
-        x, w = self._mix()
-        mag = np.abs(x[(w > 0) & (x != 0)])
-        if mag.size == 0:
-            return np.linspace(-1.0, 0.0, num)
-        top = math.log10(mag.max())
-        if decades is None:
-            decades = min(16.0, max(top - math.log10(mag.min()), 1.0))
-        return np.linspace(top - decades - 0.5, top + 0.5, _checks.check_positive_int("num", num))
-
-    def log_density(
-        self, log_grid: Any = None, sigma: float | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        r"""Densities of ``log10 |lambda|`` for the positive and the negative side.
-
-        The papers plot Hessian spectra with eigenvalues spanning many decades
-        on a log-magnitude axis, the negative side separately (THEORY 3.5).
-        Node :math:`\theta` with weight :math:`\tau` contributes a Gaussian in
-        :math:`u = \log_{10}|\theta|` to the side of its sign; exact zeros go
-        to neither (see :meth:`mass_near_zero`).
-
-        Parameters
-        ----------
-        log_grid : array_like, optional
-            Points ``u = log10 |lambda|`` (default :meth:`log_grid`).
-        sigma : float, optional
-            Kernel width in decades; default Papyan's rule applied to the span
-            of ``log10 |theta|`` over the nodes.
-
-        Returns
-        -------
-        positive, negative : numpy.ndarray
-            Densities per decade; integrating ``positive`` over u gives (up to
-            the tails cut by the grid) the mass of positive eigenvalues.
-
-        Raises
-        ------
-        InvalidInputError
-            If ``sigma`` is not positive.
-        """
-        u = self.log_grid() if log_grid is None else np.asarray(log_grid, float)
-        x, w = self._mix()
-        nz = (w > 0) & (x != 0)
-        x, w = x[nz], w[nz]
-        logs = np.log10(np.abs(x)) if x.size else x
-        if sigma is None:
-            span = float(logs.max() - logs.min()) if logs.size > 1 else 1.0
-            d = max(span, 1.0) / 2.0
-            sigma = d * (2.0 / (max(self.num_steps, 2) - 1)) / math.sqrt(8.0 * math.log(PAPYAN_KAPPA))
-        if not sigma > 0:
-            raise InvalidInputError(f"sigma must be positive; got {sigma}")
-        out = []
-        for sel in (x > 0, x < 0):
-            z = (u.reshape(-1)[:, None] - logs[sel][None, :]) / sigma
-            dens = np.exp(-0.5 * z * z) @ w[sel] / (sigma * math.sqrt(2 * math.pi))
-            out.append(dens.reshape(u.shape))
-        return out[0], out[1]
-
-    def mass_near_zero(self, eps: float | None = None) -> float:
-        """Estimated fraction of eigenvalues with ``|lambda| < eps``.
-
-        Parameters
-        ----------
-        eps : float, optional
-            Threshold; default ``1e-6 * max(|lambda_min|, |lambda_max|)``
-            (relative to the estimated range).
-
-        Returns
-        -------
-        float
-        """
-        if eps is None:
-            eps = 1e-6 * max(abs(self.bounds[0]), abs(self.bounds[1]))
-        x, w = self._mix()
-        return float(w[np.abs(x) < eps].sum())
-
-    def negative_mass(self, eps: float = 0.0) -> float:
-        """Estimated fraction of eigenvalues below ``-eps`` (THEORY 3.5).
-
-        Parameters
-        ----------
-        eps : float, default 0
-            Margin.
-
-        Returns
-        -------
-        float
-        """
-        x, w = self._mix()
-        return float(w[x < -eps].sum())
-
-    def moment(self, order: int) -> float:
-        r"""Estimated spectral moment :math:`\frac1P\operatorname{tr}A^{order}`.
-
-        Exact in expectation over probes for ``order <= 2 m - 1``.
-
-        Parameters
-        ----------
-        order : int
-            Non-negative power.
-
-        Returns
-        -------
-        float
-        """
-        order = _checks.check_positive_int("order", order, minimum=0)
-        x, w = self._mix()
-        return float(w @ x**order)
-
-    def moments(self, max_order: int = 4) -> np.ndarray:
-        """Moments of orders 0..``max_order`` (see :meth:`moment`).
-
-        Parameters
-        ----------
-        max_order : int, default 4
-
-        Returns
-        -------
-        numpy.ndarray
-        """
-        return np.array([self.moment(i) for i in range(max_order + 1)])
-
-    def cdf(self, t: Any) -> np.ndarray:
-        """Estimated fraction of eigenvalues ``<= t`` (a step function).
-
-        Parameters
-        ----------
-        t : array_like
-
-        Returns
-        -------
-        numpy.ndarray
-        """
-        x, w = self._mix()
-        order = np.argsort(x, kind="stable")
-        xs, cw = x[order], np.cumsum(w[order])
-        idx = np.searchsorted(xs, np.asarray(t, float), side="right")
-        return np.where(idx > 0, cw[np.maximum(idx - 1, 0)], 0.0)
-
-    def wasserstein(self, other: Any) -> float:
-        """Wasserstein-1 distance to exact eigenvalues or to another density.
-
-        Parameters
-        ----------
-        other : array_like, Spectrum or SpectralDensity
-            All P eigenvalues (equal weights), or a density.
-
-        Returns
-        -------
-        float
-            In eigenvalue units.
-        """
-        from scipy.stats import wasserstein_distance
-
-        if not isinstance(other, SpectralDensity):
-            other = SpectralDensity.from_eigenvalues(other)
-        x, w = self._mix()
-        y, v = other._mix()
-        return float(wasserstein_distance(x, y, w, v))
-
-    @property
-    def trace_estimate(self) -> float:
-        """``P`` times the first moment: an estimate of ``tr A``."""
-        return self.num_params * self.moment(1)
-
-    def __repr__(self) -> str:
-        lb, ub = self.spectral_range
-        return (
-            f"SpectralDensity(num_probes={self.num_probes}, num_steps={self.num_steps}, "
-            f"P={self.num_params}, range=[{lb:.4g}, {ub:.4g}], matvecs={self.matvecs})"
-        )
-
-
-@dataclass
-class TraceEstimate(Result):
-    """A stochastic trace estimate with its standard error.
-
-    Attributes
-    ----------
-    estimate : float
-        Estimated ``tr A``.
-    stderr : float
-        Standard error of ``estimate`` (from the spread of the probe samples).
-    num_matvecs : int
-        Products spent.
-    method : str
-        ``"hutchinson"`` or ``"hutch++"``.
-    samples : numpy.ndarray
-        The Monte-Carlo samples (``z^T A z``, or for Hutch++ the residual
-        samples), kept for later diagnostics.
-    seed : int or None
-    metadata : dict
-    """
-
-    estimate: float
-    stderr: float
-    num_matvecs: int
-    method: str
-    samples: np.ndarray
-    seed: int | None = None
-    metadata: dict = field(default_factory=dict)
-
-    def conf_int(self, alpha: float = 0.05) -> tuple[float, float]:
-        """Normal confidence interval ``estimate +- z_{1-alpha/2} stderr``.
-
-        Parameters
-        ----------
-        alpha : float, default 0.05
-
-        Returns
-        -------
-        tuple of float
-        """
-        from scipy.stats import norm
-
-        q = float(norm.ppf(1 - alpha / 2))
-        return self.estimate - q * self.stderr, self.estimate + q * self.stderr
-
-
-@dataclass
-class Outliers(Result):
-    """Outliers separated from the bulk.
-
-    Attributes
-    ----------
-    count : int
-        Number of outliers.
-    values : numpy.ndarray
-        Their values, by decreasing magnitude (outermost first).
-    threshold : float
-        The separating value: the geometric mean across the chosen gap
-        (``"gap"``) or the supplied edge (``"edge"``).
-    method : str
-        ``"gap"`` or ``"edge"``.
-    side : str
-        ``"positive"`` or ``"negative"``.
-    gap_ratios : numpy.ndarray
-        ``|lambda_j| / |lambda_{j+1}|`` for the candidates examined (``"gap"``).
-    bulk_edge : float
-        The outermost eigenvalue not counted as an outlier (NaN if unknown).
-    """
-
-    count: int
-    values: np.ndarray
-    threshold: float
-    method: str
-    side: str
-    gap_ratios: np.ndarray
-    bulk_edge: float
-    metadata: dict = field(default_factory=dict)
-
-
 # =============================================================================== eigh
 def eigh(
     A: Any,
@@ -710,18 +223,19 @@ def eigh(
         )
     M = 0.5 * (M + M.T)
     w, V = torch.linalg.eigh(M)
+    w, V = w.flip(0), V.flip(1)  # descending, columns matching
     res = torch.linalg.vector_norm(M @ V - V * w, dim=0)
     return Spectrum(
         eigenvalues=w.double().cpu().numpy(),
         eigenvectors=V.double().cpu().numpy() if return_eigenvectors else None,
         residual_norms=res.double().cpu().numpy(),
         converged=np.ones(op.num_params, dtype=bool),
-        matvecs=op.matvecs - before,
+        num_matvecs=op.matvecs - before,
         which="all",
         method="eigh",
         num_params=op.num_params,
         seed=None,
-        metadata={**_operator_metadata(op), "solver_dtype": str(dtype).replace("torch.", "")},
+        settings={**_operator_metadata(op), "solver_dtype": str(dtype).replace("torch.", "")},
     )
 
 
@@ -886,12 +400,12 @@ def lanczos(
         eigenvectors=out["eigenvectors"],
         residual_norms=np.asarray(out["residual_norms"], float),
         converged=np.asarray(out["converged"], bool),
-        matvecs=op.matvecs - before,
+        num_matvecs=op.matvecs - before,
         which=which,
         method="lanczos",
         num_params=P,
         seed=seed,
-        metadata={
+        settings={
             **_operator_metadata(op),
             "tol": float(tol),
             "block_size": out["block_size"],
@@ -1014,9 +528,9 @@ def slq(
         num_steps=m,
         num_probes=num_probes,
         bounds=np.array([lo.min(), hi.max()]),
-        matvecs=op.matvecs - before,
+        num_matvecs=op.matvecs - before,
         seed=seed,
-        metadata={
+        settings={
             **_operator_metadata(op),
             "probes": probes,
             "reorthogonalize": bool(reorthogonalize),
@@ -1130,12 +644,12 @@ def trace(
         se = float(s.std(ddof=1) / math.sqrt(s.size)) if s.size > 1 else float("nan")
     return TraceEstimate(
         estimate=est,
-        stderr=se,
+        bse=se,
         num_matvecs=op.matvecs - before,
         method=method,
         samples=s,
         seed=seed,
-        metadata={**_operator_metadata(op), "probes": probes},
+        settings={**_operator_metadata(op), "probes": probes},
     )
 
 
@@ -1227,7 +741,7 @@ def outliers(
         rest = cand[cand <= e]
         return Outliers(
             count=int(vals.size),
-            values=vals * sign,
+            values=np.sort(vals * sign)[::-1],
             threshold=float(edge),
             method="edge",
             side=side,
@@ -1248,7 +762,7 @@ def outliers(
     thr = float(math.sqrt(pos[j] * pos[j + 1]) * sign) if count else float("nan")
     return Outliers(
         count=count,
-        values=pos[:count] * sign,
+        values=np.sort(pos[:count] * sign)[::-1],
         threshold=thr,
         method="gap",
         side=side,
