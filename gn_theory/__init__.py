@@ -56,8 +56,9 @@ _LAZY: dict[str, str] = {
     "SpectralDensity": "gn_theory.results",
     "TraceEstimate": "gn_theory.results",
     "Outliers": "gn_theory.results",
-    "ClassStructure": "gn_theory.decomposition",  # TODO(helper C): gn_theory.results once moved
-    "FortGanguli": "gn_theory.decomposition",  # TODO(helper C): gn_theory.results once moved
+    "ClassStructure": "gn_theory.results",
+    "FortGanguli": "gn_theory.results",
+    "OutlierInputs": "gn_theory.results",
     # random-matrix models (torch-free)
     "MarchenkoPastur": "gn_theory.rmt",
     "fit_marchenko_pastur": "gn_theory.rmt",

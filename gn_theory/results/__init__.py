@@ -15,12 +15,17 @@ from __future__ import annotations
 from ._base import Result, load_result
 from ._store import SCHEMA_VERSION, atomic_write_bytes, fingerprint, provenance
 from ._summary import Summary
+from .structure import ClassStructure, FortGanguli, OutlierInputs
 from .spectra import Outliers, SpectralDensity, Spectrum, TraceEstimate
 
 __all__ = [
     "Result",
     "Summary",
     "load_result",
+    # class structure
+    "ClassStructure",
+    "FortGanguli",
+    "OutlierInputs",
     # spectra
     "Spectrum",
     "SpectralDensity",
