@@ -22,6 +22,7 @@ __all__ = [
     "MemoryBudgetError",
     "NotSymmetricError",
     "ResultFileError",
+    "MissingDependencyError",
     "GnTheoryWarning",
     "ConvergenceWarning",
     "NumericalWarning",
@@ -70,6 +71,10 @@ class NotSymmetricError(InvalidInputError):
 
 class ResultFileError(InvalidInputError):
     """A result file is missing, empty, truncated, corrupt, foreign or of a newer schema."""
+
+
+class MissingDependencyError(GnTheoryError, ImportError):
+    """An optional dependency is not installed; the message says how to install it."""
 
 
 class GnTheoryWarning(UserWarning):
