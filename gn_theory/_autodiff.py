@@ -1,7 +1,8 @@
-"""torch.func kernels: the functional model, losses and their output Hessians.
+"""Autodiff plumbing: the functional model, parameter layout, losses, HVP primitives.
 
 Private module. Everything here works on one batch and returns *sums* over the
-batch; the operators divide by the total number of samples once.
+batch; the operators (:mod:`gn_theory.operators`) divide by the total number of
+samples once.
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-import torch.autograd.forward_ad as fwAD
 from torch.func import functional_call, grad, jvp, vjp, vmap
 
 from .exceptions import DataError, DTypeError, InvalidInputError, ShapeError
@@ -226,9 +226,10 @@ class ParameterLayout:
 class FunctionalModel:
     """``f(theta, x)``: the model as a function of the flat selected parameters.
 
-    Parameters not selected, and buffers, are held fixed at their current
-    values (copied to the compute device/dtype); the user's module is never
-    modified.
+    The selected parameters are copied into the flat ``theta``. Parameters not
+    selected, and buffers, are held fixed at their current values (converted to
+    the compute device/dtype, which shares their storage when no conversion is
+    needed); the user's module is never modified.
     """
 
     def __init__(
@@ -267,11 +268,12 @@ class FunctionalModel:
         return functional_call(self.model, params, (x,))
 
 
-# --------------------------------------------------------------------------- kernels
+# --------------------------------------------------------------------------- HVP primitives
 #
-# Costs below are in units of one plain autograd gradient of the same loss on the
-# same batch (``torch.autograd.grad`` of the batch loss), measured by
-# ``benchmarks/bench_operators.py`` on a 784-256-128-10 ReLU MLP (P = 235,146),
+# The per-batch kernels of the operators (``_matmat_batch`` in
+# gn_theory/operators/hessian.py, ggn.py, residual.py) are built from these. Costs are
+# in units of one plain autograd gradient of the same loss on the same batch, measured
+# by ``benchmarks/bench_operators.py`` on a 784-256-128-10 ReLU MLP (P = 235,146),
 # float32, CPU, 2 threads; see docs/performance.md ("Operators") for the table.
 #
 # Single vectors and blocks take different paths on purpose: for one vector,
@@ -283,12 +285,12 @@ class FunctionalModel:
 # the other layers (~1.2 gradients for H, ~1.07 for G by flop count).
 
 
-def _leaf(theta: torch.Tensor) -> torch.Tensor:
+def leaf(theta: torch.Tensor) -> torch.Tensor:
     """A fresh autograd leaf sharing ``theta``'s storage."""
     return theta.detach().requires_grad_(True)
 
 
-def _hvp_double_backward(value: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def hvp_double_backward(value: torch.Tensor, t: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """``(d^2 value / dt^2) @ v`` by autograd double backward (one vector).
 
     ``value`` is a scalar computed, with grad mode on, from the leaf ``t``.
@@ -303,7 +305,7 @@ def _hvp_double_backward(value: torch.Tensor, t: torch.Tensor, v: torch.Tensor) 
     return torch.zeros_like(v) if hv is None else hv.detach()
 
 
-def _hvp_block(
+def hvp_block(
     scalar_of: Callable[[torch.Tensor], torch.Tensor],
     theta: torch.Tensor,
     V: torch.Tensor,
@@ -322,117 +324,20 @@ def _hvp_block(
     return vmap(hvp, in_dims=1, out_dims=1, chunk_size=chunk_size)(V)
 
 
-def hessian_batch(
-    f: FunctionalModel,
-    loss: Loss,
-    x: torch.Tensor,
-    y: torch.Tensor,
+def hvp(
+    scalar_of: Callable[[torch.Tensor], torch.Tensor],
+    theta: torch.Tensor,
     V: torch.Tensor,
     chunk_size: int | None,
 ) -> torch.Tensor:
-    """Sum over the batch of ``H_i V`` for a block ``V`` of shape (P, k).
+    """``Hess(scalar_of)(theta) @ V`` for ``V`` of shape (P, k), by the cheaper path for k.
 
     One vector (k = 1): autograd double backward (gradient with
-    ``create_graph=True``, then the gradient of ``<g, v>``). Measured cost
-    about 2.0-2.4 gradients (``jvp(grad)``: 3.2-3.5).
-
-    A block (k > 1): reverse-over-reverse, the primal forward and the
-    gradient pass recorded once by ``vjp(grad(loss))`` and the pullback
-    ``vmap``-ed over the k columns. Measured about 1.2-1.4 gradients per
-    vector for k = 10, 5-10 % less than vmapped ``jvp(grad)`` (the flop
-    bound is about 1.2, see above).
+    ``create_graph=True``, then the gradient of ``<g, v>``). A block (k > 1):
+    :func:`hvp_block`.
     """
-    theta = f.theta
-
-    def scalar_of(t: torch.Tensor) -> torch.Tensor:
-        return loss.sum(f(t, x), y)
-
     if V.shape[1] == 1:
         with torch.enable_grad():
-            t = _leaf(theta)
-            return _hvp_double_backward(scalar_of(t), t, V[:, 0]).unsqueeze(1)
-    return _hvp_block(scalar_of, theta, V, chunk_size)
-
-
-def ggn_batch(
-    f: FunctionalModel,
-    loss: Loss,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    V: torch.Tensor,
-    chunk_size: int | None,
-) -> torch.Tensor:
-    """Sum over the batch of ``J_i^T H_loss,i J_i V`` for ``V`` of shape (P, k).
-
-    ``J V`` by forward mode, the loss Hessian in closed form (or by
-    forward-over-reverse for a callable loss), ``J^T`` by reverse mode.
-
-    One vector (k = 1): a single forward pass on dual numbers
-    (:mod:`torch.autograd.forward_ad`) that also records the autograd graph
-    yields both the outputs and ``J v``; one backward then applies ``J^T``.
-    Measured cost about 1.7-2.0 gradients (separate vjp and jvp passes:
-    2.4-2.6).
-
-    A block (k > 1): one primal vjp shared by the block, ``vmap`` over the
-    jvp and over the vjp function; measured about 1.0-1.2 gradients per
-    vector for k = 10 (the flop bound is about 1.07).
-    """
-    theta = f.theta
-    if V.shape[1] == 1:
-        v = V[:, 0]
-        with torch.enable_grad():
-            t = _leaf(theta)
-            with fwAD.dual_level():
-                primal, jv = fwAD.unpack_dual(f(fwAD.make_dual(t, v), x))
-            if jv is None:  # outputs do not depend on theta
-                jv = torch.zeros_like(primal)
-            u = loss.output_hvp(primal.detach(), y, jv)
-            if not primal.requires_grad:
-                return torch.zeros_like(V)
-            (gv,) = torch.autograd.grad(primal, t, u, allow_unused=True)
-        return (torch.zeros_like(v) if gv is None else gv.detach()).unsqueeze(1)
-
-    out, vjp_fn = vjp(lambda t: f(t, x), theta)
-    out = out.detach()
-
-    def one(v: torch.Tensor) -> torch.Tensor:
-        jv = jvp(lambda t: f(t, x), (theta,), (v,))[1]
-        return vjp_fn(loss.output_hvp(out, y, jv))[0]
-
-    return vmap(one, in_dims=1, out_dims=1, chunk_size=chunk_size)(V)
-
-
-def residual_batch(
-    f: FunctionalModel,
-    loss: Loss,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    V: torch.Tensor,
-    chunk_size: int | None,
-) -> torch.Tensor:
-    r"""Sum over the batch of ``R_i V = (H_i - G_i) V`` for ``V`` of shape (P, k).
-
-    Not as ``H V - G V``: with the residuals :math:`r = \partial\ell/\partial f`
-    held fixed at the current parameters, :math:`R = \nabla^2_\theta\,
-    (r^\top f(\theta))` exactly, so ``R V`` is one Hessian-vector product of
-    that pseudo-loss (same paths as :func:`hessian_batch`), plus one primal
-    forward for ``r`` in the block case (shared with the product for k = 1).
-    Measured about 2.0-2.3 gradients for one vector (about 5.7 as
-    ``H v - G v``) and about 1.2-1.4 per vector in blocks of 10 (about 2.4
-    as ``H V - G V``).
-    """
-    theta = f.theta
-    if V.shape[1] == 1:
-        with torch.enable_grad():
-            t = _leaf(theta)
-            out = f(t, x)  # one forward: residuals and the product's graph
-            r = loss.output_grad(out.detach(), y)
-            return _hvp_double_backward((r * out).sum(), t, V[:, 0]).unsqueeze(1)
-
-    with torch.no_grad():
-        r = loss.output_grad(f(theta, x), y)
-
-    def scalar_of(t: torch.Tensor) -> torch.Tensor:
-        return (r * f(t, x)).sum()
-
-    return _hvp_block(scalar_of, theta, V, chunk_size)
+            t = leaf(theta)
+            return hvp_double_backward(scalar_of(t), t, V[:, 0]).unsqueeze(1)
+    return hvp_block(scalar_of, theta, V, chunk_size)

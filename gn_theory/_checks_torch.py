@@ -8,6 +8,19 @@ from .exceptions import DeviceMismatchError, DTypeError, NonFiniteError, ShapeEr
 
 __all__: list[str] = []
 
+#: The floating dtypes an operator computes in (those numpy mirrors for scipy's ``dtype``).
+FLOAT_DTYPES: tuple[torch.dtype, ...] = (torch.float16, torch.float32, torch.float64)
+
+
+def check_float_dtype(dtype: object, *, name: str = "dtype") -> torch.dtype:
+    """Return ``dtype`` if it is one of :data:`FLOAT_DTYPES`, else raise DTypeError."""
+    if dtype not in FLOAT_DTYPES:
+        raise DTypeError(
+            f"{name} must be a floating torch dtype (torch.float16, torch.float32 or "
+            f"torch.float64); got {dtype}"
+        )
+    return dtype  # type: ignore[return-value]
+
 
 def check_finite_tensor(t: torch.Tensor, what: str) -> None:
     """Raise NonFiniteError naming ``what`` if ``t`` holds NaN or inf."""
