@@ -1,13 +1,15 @@
 """Private Krylov kernels for :mod:`gn_theory.spectra` (torch, on the operator's device).
 
-Everything here trusts its input: the public functions in ``spectra.py``
-validate once and call these. Bases are stored row-wise, ``Q[i]`` being the
-i-th basis vector (shape (m, P)), so that a leading slice ``Q[:j]`` is
-contiguous. Products with the operator go through :func:`apply_rows`, which
-hands the operator one (P, b) block per step (a batched, vmapped product for
-model operators).
+Everything here trusts its input: the public estimators (``lanczos.py``,
+``slq.py``, ``trace.py``, ``symmetry.py``) validate once and call these. Bases
+are stored row-wise, ``Q[i]`` being the i-th basis vector (shape (m, P)), so
+that a leading slice ``Q[:j]`` is contiguous. Products with the operator go
+through :func:`apply_rows`, which hands the operator one (P, b) block per step
+(a batched, vmapped product for model operators).
 
 Only small projected matrices (m x m) and tridiagonals travel to the host.
+Eigenvalues leave this module descending (largest first), eigenvectors and
+quadrature weights matching.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import numpy as np
 import torch
 from scipy.linalg import eigh_tridiagonal
 
-from .exceptions import NonFiniteError
+from ..exceptions import NonFiniteError
 
 __all__: list[str] = []
 
@@ -115,7 +117,11 @@ def project_out(Q: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
 
 
 def select(theta: np.ndarray, n: int, which: str) -> np.ndarray:
-    """Indices (into ascending ``theta``) of the ``n`` wanted Ritz values, ascending."""
+    """Indices (into ascending ``theta``) of the ``n`` wanted Ritz values, ascending.
+
+    ``np.linalg.eigh`` returns ``theta`` ascending; the caller reverses the
+    final selection so that results are descending.
+    """
     n = min(n, theta.size)
     if which == "largest":
         idx = np.arange(theta.size - n, theta.size)
@@ -149,6 +155,7 @@ def block_lanczos(
     restart (keep the best Ritz vectors, ``T`` diagonal) the arrowhead
     structure needs no special case. Residual norms of Ritz pairs come from
     the Krylov relation ``A Q^T = Q^T T + Qn^T B E^T``: ``||B S[last block]||``.
+    The wanted eigenvalues are returned descending, vectors matching.
     """
     P = op.num_params
     dev = op.device
@@ -300,10 +307,10 @@ def batched_lanczos(
 def gauss_quadrature(
     alpha: np.ndarray, beta: np.ndarray, lengths: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Ritz nodes and Gauss weights per probe, padded to (L, m).
+    """Ritz nodes (descending per probe) and Gauss weights, padded to (L, m).
 
-    Padding (for recurrences stopped early) repeats the last node with weight
-    0. Also returns Papyan's per-probe range bounds
+    Padding (for recurrences stopped early) repeats the last, smallest node
+    with weight 0. Also returns Papyan's per-probe range bounds
     ``theta_1 - |beta_m s_{m,1}|`` and ``theta_m + |beta_m s_{m,m}|``.
     """
     L, m = alpha.shape

@@ -1,0 +1,210 @@
+"""Extreme eigenpairs by thick-restart block Lanczos (Wu and Simon 2000), in torch."""
+
+from __future__ import annotations
+
+import math
+import warnings
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from .. import _checks
+from ..exceptions import ConvergenceWarning, InvalidInputError
+from ..operators import CurvatureOperator, as_operator
+from ..results.spectra import Spectrum
+from . import _krylov
+from ._common import basis_dtype, dtype_name, generator, operator_settings, progress_bar
+from .symmetry import check_symmetric as _probe_symmetry
+
+__all__ = ["lanczos"]
+
+
+def _default_block_size(op: CurvatureOperator, k: int) -> int:
+    # Block Krylov needs more products than single-vector Lanczos for the same
+    # accuracy (3-4x for k = 10 on the benchmark MLP); it pays only where a
+    # (P, b) product costs about as much as one vector (a GPU). On a CPU a
+    # vmapped block product saved at most ~1.5x per vector in our measurements
+    # (docs/performance.md), and a generic scipy operator gains nothing.
+    if op.device.type == "cpu" or op.kind == "scipy":
+        return 1
+    return max(1, min(k, 8))
+
+
+def lanczos(
+    A: Any,
+    k: int,
+    which: Literal["largest", "smallest", "both"] = "largest",
+    *,
+    tol: float = 1e-8,
+    max_matvecs: int | None = None,
+    seed: int | None = None,
+    block_size: int | None = None,
+    basis_size: int | None = None,
+    return_eigenvectors: bool = True,
+    dtype: torch.dtype | None = None,
+    check_symmetric: bool = False,
+    progress: bool = False,
+    warn: bool = True,
+) -> Spectrum:
+    r"""Extreme eigenpairs by thick-restart block Lanczos, in torch on the operator's device.
+
+    A block of ``b`` orthonormal vectors is multiplied by the operator per
+    step; the basis (at most ``basis_size + b`` vectors of length P) is kept
+    orthonormal by full reorthogonalisation (classical Gram-Schmidt, twice).
+    When it is full, the best Ritz vectors (the wanted k plus a buffer) are
+    kept and the rest discarded (thick restart, Wu and Simon 2000), so memory
+    stays :math:`O(P(m + b))`. A Ritz pair :math:`(\theta, x)` is converged
+    when its residual :math:`\|Ax - \theta x\|`, read off the Krylov relation,
+    is at most ``tol`` times the largest Ritz magnitude (an estimate of
+    :math:`\|A\|`); then :math:`|\theta - \lambda| \le` the residual, and
+    typically residual²/gap.
+
+    Parameters
+    ----------
+    A : CurvatureOperator, scipy LinearOperator, numpy.ndarray or torch.Tensor
+        Symmetric operator.
+    k : int
+        Number of eigenpairs, ``1 <= k <= P``.
+    which : {"largest", "smallest", "both"}, default "largest"
+        Algebraically largest, algebraically smallest (most negative), or
+        both ends: ``ceil(k/2)`` largest and ``floor(k/2)`` smallest (scipy's
+        ``"BE"``).
+    tol : float, default 1e-8
+        Relative residual tolerance.
+    max_matvecs : int, optional
+        Budget of products; default ``max(2000, 40 * basis_size)``.
+    seed : int, optional
+        Seed of the random starting block (drawn on the CPU, reproducible
+        across devices).
+    block_size : int, optional
+        Vectors per product. Default 1 on the CPU and for plain scipy
+        operators (fewest products; blocks do not pay there), ``min(k, 8)``
+        on accelerators, where a block costs about as much as one vector.
+    basis_size : int, optional
+        Basis vectors kept before a restart, m; default ``max(2k + 2b, 20 + b)``
+        (at most P). Must be at least ``k + 1``; the block size is reduced if
+        needed so that ``m >= k + b``.
+    return_eigenvectors : bool, default True
+        Return the (P, k) Ritz vectors.
+    dtype : torch.dtype, optional
+        Precision of the basis and reorthogonalisation (default the
+        operator's; float64 on a float32 operator is allowed).
+    check_symmetric : bool, default False
+        Probe symmetry first with :func:`check_symmetric` (two products).
+    progress : bool, default False
+        Show a tqdm bar of products.
+    warn : bool, default True
+        Issue a :class:`ConvergenceWarning` if some pairs did not converge.
+
+    Returns
+    -------
+    Spectrum
+        ``eigenvalues`` **descending** (largest first; for ``"both"`` the
+        ``ceil(k/2)`` largest come first, then the smallest), eigenvector
+        columns matching, ``residual_norms``, ``converged``, ``num_matvecs``;
+        ``settings`` holds iterations, restarts, block and basis sizes and the
+        norm estimate.
+
+    Raises
+    ------
+    InvalidInputError
+        ``k`` outside ``[1, P]``, unknown ``which``, bad sizes or tolerance.
+    NotSymmetricError
+        If ``check_symmetric`` and the probe fails.
+    NonFiniteError
+        If a product is NaN or inf (the iteration is named).
+
+    Warns
+    -----
+    ConvergenceWarning
+        If ``max_matvecs`` ran out before every pair converged.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gn_theory.spectra import lanczos
+    >>> A = np.diag(np.arange(1.0, 201.0))
+    >>> s = lanczos(A, 3, seed=0)
+    >>> np.allclose(s.eigenvalues, [200, 199, 198], rtol=1e-10), s.all_converged
+    (True, True)
+    >>> lanczos(A, 2, "smallest", seed=0).eigenvalues.round(8).tolist()
+    [2.0, 1.0]
+    """
+    op = as_operator(A)
+    P = op.num_params
+    _checks.check_choice("which", which, ("largest", "smallest", "both"))
+    k = _checks.check_positive_int("k", k)
+    if k > P:
+        raise InvalidInputError(f"k must be at most the dimension P = {P}; got k = {k}")
+    if not (isinstance(tol, (int, float)) and tol > 0 and math.isfinite(tol)):
+        raise InvalidInputError(f"tol must be a positive number; got {tol!r}")
+    if block_size is not None:
+        block_size = _checks.check_positive_int("block_size", block_size)
+    b = block_size if block_size is not None else _default_block_size(op, k)
+    if basis_size is not None:
+        m = _checks.check_positive_int("basis_size", basis_size)
+        if m < min(k + 1, P):
+            raise InvalidInputError(
+                f"basis_size must be at least k + 1 = {k + 1} to hold k Ritz vectors and a "
+                f"new direction; got {m}"
+            )
+        if block_size is None:
+            b = max(1, min(b, m - k))
+        elif m < min(k + b, P):
+            raise InvalidInputError(
+                f"basis_size must be at least k + block_size = {k + b}; got {m}"
+            )
+    else:
+        m = max(2 * k + 2 * b, 20 + b)
+    m = min(m, P)
+    b = min(b, P)
+    if max_matvecs is None:
+        max_matvecs = max(2000, 40 * m)
+    max_matvecs = _checks.check_positive_int("max_matvecs", max_matvecs)
+    bdtype = basis_dtype(op, dtype)
+    gen, seed = generator(seed)
+    before = op.matvecs
+    if check_symmetric:
+        _probe_symmetry(op, seed=seed)
+    bar = progress_bar(progress, max_matvecs, f"lanczos ({which} {k})")
+    try:
+        out = _krylov.block_lanczos(
+            op, k, which, block_size=b, basis_size=m, tol=float(tol),
+            max_matvecs=max_matvecs, gen=gen, dtype=bdtype,
+            want_vectors=return_eigenvectors, progress=None if bar is None else bar.update,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    spec = Spectrum(
+        eigenvalues=np.asarray(out["eigenvalues"], float),
+        eigenvectors=out["eigenvectors"],
+        residual_norms=np.asarray(out["residual_norms"], float),
+        converged=np.asarray(out["converged"], bool),
+        num_matvecs=op.matvecs - before,
+        which=which,
+        method="lanczos",
+        num_params=P,
+        seed=seed,
+        settings={
+            **operator_settings(op),
+            "tol": float(tol),
+            "block_size": out["block_size"],
+            "basis_size": out["basis_size"],
+            "iterations": out["iterations"],
+            "restarts": out["restarts"],
+            "norm_estimate": out["norm_estimate"],
+            "basis_dtype": dtype_name(bdtype),
+            "max_matvecs": max_matvecs,
+        },
+    )
+    if warn and not spec.all_converged:
+        warnings.warn(
+            f"lanczos: {spec.num_converged} of {k} {which} eigenpairs converged to tol={tol:g} "
+            f"within max_matvecs={max_matvecs} (largest residual "
+            f"{float(spec.residual_norms.max()):.3g}); raise max_matvecs or basis_size",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
+    return spec
