@@ -9,6 +9,7 @@ from scipy.sparse.linalg import LinearOperator
 
 import gn_theory as gt
 from cases import CASES
+from helpers import compare_matmat
 from references import dense_ggn, dense_hessian, rel_err
 
 TOL = 1e-10
@@ -26,25 +27,35 @@ def dense_refs():
 
 def test_hessian_matches_torch_func(case, dense_refs):
     model, data = case.build()
-    H = gt.hessian_operator(model, data, case.loss).to_dense()
+    op = gt.hessian_operator(model, data, case.loss)
+    assert isinstance(op, gt.operators.HessianOperator) and op.kind == "hessian"
+    H = op.to_dense()
     H_ref, _ = dense_refs[case.name]
+    compare_matmat(op, H_ref, rtol=TOL)
     assert rel_err(H, H_ref) < TOL
     assert rel_err(H, H.T) < TOL
 
 
 def test_ggn_matches_explicit_jthj(case, dense_refs):
     model, data = case.build()
-    G = gt.ggn_operator(model, data, case.loss).to_dense()
+    op = gt.ggn_operator(model, data, case.loss)
+    assert isinstance(op, gt.operators.GGNOperator) and op.kind == "ggn"
+    G = op.to_dense()
     _, G_ref = dense_refs[case.name]
+    compare_matmat(op, G_ref, rtol=TOL)
     assert rel_err(G, G_ref) < TOL
     assert rel_err(G, G.T) < TOL
 
 
 def test_residual_is_h_minus_g(case, dense_refs):
     model, data = case.build()
-    R = gt.residual_operator(model, data, case.loss).to_dense()
+    op = gt.residual_operator(model, data, case.loss)
+    assert isinstance(op, gt.operators.ResidualOperator) and op.kind == "residual"
+    R = op.to_dense()
     H_ref, G_ref = dense_refs[case.name]
-    assert rel_err(R, H_ref - G_ref) < TOL * max(1.0, float(H_ref.norm() / (H_ref - G_ref).norm()))
+    scale = max(1.0, float(H_ref.norm() / (H_ref - G_ref).norm()))
+    compare_matmat(op, H_ref - G_ref, rtol=TOL * scale)
+    assert rel_err(R, H_ref - G_ref) < TOL * scale
 
 
 @pytest.mark.parametrize("name", [c.name for c in CASES if c.loss in ("cross_entropy", "mse")])
@@ -72,9 +83,13 @@ def test_linear_mse_closed_form():
     X = torch.randn(25, 4, dtype=torch.float64)
     model = torch.nn.Linear(4, 2, bias=False).double()
     Y = torch.randn(25, 2, dtype=torch.float64)
-    H = gt.hessian_operator(model, (X, Y), "mse").to_dense()
+    op = gt.hessian_operator(model, (X, Y), "mse")
+    H = op.to_dense()
     # weight (2, 4) flattened row-major: H = I_2 kron (X^T X / N)
-    assert rel_err(H, torch.kron(torch.eye(2, dtype=torch.float64), X.T @ X / 25)) < TOL
+    closed = torch.kron(torch.eye(2, dtype=torch.float64), X.T @ X / 25)
+    compare_matmat(op, closed, rtol=TOL)
+    compare_matmat(gt.ggn_operator(model, (X, Y), "mse"), closed, rtol=TOL)
+    assert rel_err(H, closed) < TOL
 
 
 @pytest.mark.parametrize("kind", ["hessian", "ggn", "residual"])
@@ -84,22 +99,28 @@ def test_uneven_batches_and_dataloader_equal_full_batch(kind):
     factory = getattr(gt, f"{kind}_operator")
     full = factory(model, (X, y)).to_dense()
     uneven = [(X[:2], y[:2]), (X[2:9], y[2:9]), (X[9:], y[9:])]
+    compare_matmat(factory(model, uneven), full, rtol=TOL)
     assert rel_err(factory(model, uneven).to_dense(), full) < TOL
     loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(X, y), batch_size=5)
+    compare_matmat(factory(model, loader), full, rtol=TOL)
     assert rel_err(factory(model, loader).to_dense(), full) < TOL
 
 
 @pytest.mark.parametrize("kind", ["hessian", "ggn", "residual"])
-def test_torch_and_numpy_products_agree(kind):
+def test_torch_and_numpy_products_agree(kind, dense_refs):
     c = CASES[1]
     model, data = c.build()
     op = getattr(gt, f"{kind}_operator")(model, data)
     assert isinstance(op, LinearOperator)
+    H_ref, G_ref = dense_refs[c.name]
+    ref = {"hessian": H_ref, "ggn": G_ref, "residual": H_ref - G_ref}[kind]
+    compare_matmat(op, ref, rtol=1e-9)  # every path: torch/numpy/scipy, vector/matrix
     P = op.num_params
     V = torch.randn(P, 3, dtype=torch.float64)
     before = op.matvecs
     t_block = op @ V
     assert op.matvecs - before == 3
+    assert op.num_matvecs == op.matvecs
     t_vec = op @ V[:, 0]
     n_vec = op.matvec(V[:, 0].numpy())
     n_block = op.matmat(V.numpy())
@@ -121,10 +142,12 @@ def test_params_subset_is_sub_block():
     assert H_sub_op.param_names == [names[0], names[2]]
     sl = gt.hessian_operator(model, (X, y)).layout.slices()
     idx = torch.cat([torch.arange(sl[n].start, sl[n].stop) for n in H_sub_op.param_names])
+    compare_matmat(H_sub_op, H_full[idx][:, idx], rtol=TOL)
     assert rel_err(H_sub_op.to_dense(), H_full[idx][:, idx]) < TOL
     # tensors select the same parameters
     params = dict(model.named_parameters())
     H_t = gt.hessian_operator(model, (X, y), params=[params[names[0]], params[names[2]]])
+    compare_matmat(H_t, H_sub_op.to_dense(), rtol=TOL)
     assert rel_err(H_t.to_dense(), H_sub_op.to_dense()) < TOL
 
 
@@ -146,6 +169,7 @@ def test_float32_model_in_float64():
     op = gt.hessian_operator(model32, (X.float(), y), dtype=torch.float64)
     assert op.torch_dtype == torch.float64 and op.dtype == np.float64
     ref = dense_hessian(model32.double(), X, y)
+    compare_matmat(op, ref, rtol=1e-6)
     assert rel_err(op.to_dense(), ref) < 1e-6  # parameters were rounded to float32 once
 
 
@@ -160,13 +184,18 @@ def test_model_is_not_modified():
         assert torch.equal(p, before[n]) and p.grad is None
 
 
-def test_operator_arithmetic_in_torch():
+def test_operator_arithmetic_in_torch(dense_refs):
     model, data = CASES[1].build()
     H = gt.hessian_operator(model, data)
     G = gt.ggn_operator(model, data)
     R = gt.residual_operator(model, data)
     combo = H - G
     assert isinstance(combo, gt.CurvatureOperator)
+    H_ref, G_ref = dense_refs[CASES[1].name]
+    compare_matmat(combo, H_ref - G_ref, rtol=1e-9)
+    compare_matmat(2.0 * G, 2 * G_ref, rtol=1e-10)
+    compare_matmat(-G + H, H_ref - G_ref, rtol=1e-9)
+    compare_matmat(G + R, H_ref, rtol=1e-10)
     V = torch.randn(H.num_params, 2, dtype=torch.float64)
     assert rel_err(combo @ V, R @ V) < 1e-12
     assert rel_err((2.0 * G) @ V, 2 * (G @ V)) < 1e-14
@@ -195,9 +224,11 @@ def test_dense_operator_and_as_operator():
     A = np.diag([3.0, 1.0, 2.0])
     op = gt.operators.as_operator(A)
     assert isinstance(op, gt.DenseOperator) and op.torch_dtype == torch.float64
+    compare_matmat(op, A, rtol=1e-15)
     np.testing.assert_allclose(op.matvec(np.ones(3)), [3.0, 1.0, 2.0])
     lin = LinearOperator((3, 3), matvec=lambda x: A @ x, dtype=np.float64)
     wrapped = gt.operators.as_operator(lin)
+    compare_matmat(wrapped, A, rtol=1e-15)
     assert torch.allclose(wrapped @ torch.ones(3, dtype=torch.float64), torch.tensor([3.0, 1.0, 2.0], dtype=torch.float64))
     assert gt.operators.as_operator(op) is op
     with pytest.raises(gt.InvalidInputError):

@@ -154,3 +154,19 @@ def test_bad_chunk_and_block_sizes(tiny):
     assert torch.allclose(op @ V, full, rtol=1e-12, atol=1e-14)
     with pytest.raises(gt.InvalidInputError):
         op.to_dense(block_size=0)
+
+
+def test_non_floating_dtype(tiny):
+    model, data = tiny
+    with pytest.raises(gt.DTypeError, match="floating torch dtype"):
+        gt.hessian_operator(model, data, dtype=torch.int64)
+    with pytest.raises(TypeError):
+        gt.DenseOperator(np.eye(2), dtype=torch.int32)
+
+
+def test_abstract_bases_cannot_be_built(tiny):
+    model, data = tiny
+    with pytest.raises(TypeError, match="abstract"):
+        gt.operators.ModelCurvatureOperator(model, data)
+    with pytest.raises(TypeError, match="abstract"):
+        gt.CurvatureOperator(3, "cpu", torch.float64)
