@@ -29,7 +29,7 @@ def dtype_name(dtype: torch.dtype) -> str:
 
 def operator_settings(op: CurvatureOperator) -> dict[str, Any]:
     """The operator's description (kind, model, loss, ...) plus P, dtype and device."""
-    settings = dict(op.metadata)
+    settings = op.settings  # a copy of the operator's metadata (with its fingerprint)
     settings.setdefault("kind", op.kind)
     settings["num_params"] = op.num_params
     settings["dtype"] = dtype_name(op.torch_dtype)

@@ -61,7 +61,7 @@ def eigh(
     [3.0, 2.0, -1.0]
     """
     op = as_operator(A)
-    before = op.matvecs
+    before = op.num_matvecs
     M = op.to_dense(max_bytes=max_bytes).to(dtype)
     _checks_torch.check_finite_tensor(M, "the dense matrix")
     scale = float(M.abs().max()) if M.numel() else 0.0
@@ -80,7 +80,7 @@ def eigh(
         eigenvectors=V.double().cpu().numpy() if return_eigenvectors else None,
         residual_norms=res.double().cpu().numpy(),
         converged=np.ones(op.num_params, dtype=bool),
-        num_matvecs=op.matvecs - before,
+        num_matvecs=op.num_matvecs - before,
         which="all",
         method="eigh",
         num_params=op.num_params,

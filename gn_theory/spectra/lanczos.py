@@ -164,7 +164,7 @@ def lanczos(
     max_matvecs = _checks.check_positive_int("max_matvecs", max_matvecs)
     bdtype = basis_dtype(op, dtype)
     gen, seed = generator(seed)
-    before = op.matvecs
+    before = op.num_matvecs
     if check_symmetric:
         _probe_symmetry(op, seed=seed)
     bar = progress_bar(progress, max_matvecs, f"lanczos ({which} {k})")
@@ -182,7 +182,7 @@ def lanczos(
         eigenvectors=out["eigenvectors"],
         residual_norms=np.asarray(out["residual_norms"], float),
         converged=np.asarray(out["converged"], bool),
-        num_matvecs=op.matvecs - before,
+        num_matvecs=op.num_matvecs - before,
         which=which,
         method="lanczos",
         num_params=P,

@@ -100,7 +100,7 @@ def slq(
     m = min(num_steps, P)
     bdtype = basis_dtype(op, dtype)
     gen, seed = generator(seed)
-    before = op.matvecs
+    before = op.num_matvecs
     if check_symmetric:
         _probe_symmetry(op, seed=seed)
     V0 = _krylov.random_rows(num_probes, P, gen, op.device, bdtype, probes)
@@ -121,7 +121,7 @@ def slq(
         num_steps=m,
         num_probes=num_probes,
         bounds=np.array([lo.min(), hi.max()]),
-        num_matvecs=op.matvecs - before,
+        num_matvecs=op.num_matvecs - before,
         seed=seed,
         settings={
             **operator_settings(op),

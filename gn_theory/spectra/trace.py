@@ -77,7 +77,7 @@ def trace(
     )
     block_size = _checks.check_positive_int("block_size", block_size)
     gen, seed = generator(seed)
-    before = op.matvecs
+    before = op.num_matvecs
     dt, dev = op.torch_dtype, op.device
 
     def quad_samples(n: int, deflate: torch.Tensor | None) -> np.ndarray:
@@ -120,7 +120,7 @@ def trace(
     return TraceEstimate(
         estimate=est,
         bse=se,
-        num_matvecs=op.matvecs - before,
+        num_matvecs=op.num_matvecs - before,
         method=method,
         samples=s,
         seed=seed,
