@@ -1,17 +1,7 @@
 r"""Operators of a model's mean loss over a dataset: the data loop, written once.
 
-For a model :math:`f(x;\theta)` with selected parameters :math:`\theta\in\mathbb R^P`
-and a loss averaged over all :math:`N` samples,
-
-.. math::
-
-    L(\theta) = \frac1N \sum_{i=1}^N \ell(f(x_i;\theta), y_i),\qquad
-    H = \nabla^2_\theta L = G + R,
-
-    G = \frac1N\sum_i J_i^\top \nabla^2_f\ell_i\, J_i,\qquad
-    R = \frac1N\sum_i\sum_c \frac{\partial\ell_i}{\partial f_{i,c}}\,\nabla^2_\theta f_{i,c},
-
-with :math:`J_i = \partial f(x_i;\theta)/\partial\theta`.
+For the mean loss :math:`L(\theta) = \frac1N\sum_i \ell(f(x_i;\theta), y_i)` over all
+N samples (definitions of H, G and R in :mod:`gn_theory.operators`),
 :class:`ModelCurvatureOperator` validates the model, the data and the parameter
 selection once, and computes every product as a sum of per-batch sums divided by
 :math:`N` once (so uneven batches and a ``DataLoader`` equal one full batch). A
@@ -23,6 +13,7 @@ batch of the per-sample curvature applied to a block ``V`` (see
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from collections.abc import Iterable
 from typing import Any
 
@@ -265,6 +256,7 @@ class ModelCurvatureOperator(CurvatureOperator):
         self.metadata["fingerprint"] = prints
 
     # -- the one-batch kernel ---------------------------------------------------
+    @abstractmethod
     def _matmat_batch(self, x: torch.Tensor, y: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
         """Sum over the samples of one batch of the per-sample curvature times ``V``.
 
@@ -272,7 +264,6 @@ class ModelCurvatureOperator(CurvatureOperator):
         the dtype); ``V`` is a trusted (P, k) block; return a (P, k) tensor.
         ``self.function``, ``self.loss`` and ``self.chunk_size`` are at hand.
         """
-        raise NotImplementedError(f"{type(self).__name__} does not implement _matmat_batch")
 
     def _matmat_torch(self, V: torch.Tensor) -> torch.Tensor:
         acc = torch.zeros_like(V)
