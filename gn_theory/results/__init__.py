@@ -17,6 +17,7 @@ from ._store import SCHEMA_VERSION, atomic_write_bytes, fingerprint, provenance
 from ._summary import Summary
 from .structure import ClassStructure, FortGanguli, OutlierInputs
 from .spectra import Outliers, SpectralDensity, Spectrum, TraceEstimate
+from .training import TrainingLog
 
 __all__ = [
     "Result",
@@ -31,6 +32,8 @@ __all__ = [
     "SpectralDensity",
     "TraceEstimate",
     "Outliers",
+    # training
+    "TrainingLog",
     "fingerprint",
     "provenance",
     "atomic_write_bytes",
