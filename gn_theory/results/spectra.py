@@ -30,7 +30,7 @@ from scipy.stats import norm, wasserstein_distance
 
 from .. import _checks
 from .._format import fmt_values
-from ..exceptions import InvalidInputError, NonFiniteError, ShapeError
+from ..exceptions import InvalidInputError, ShapeError
 from ._base import Result
 from ._summary import Summary
 
@@ -94,9 +94,9 @@ def _finite_1d(values: Any, name: str) -> np.ndarray:
         raise InvalidInputError(f"{name} is empty")
     bad = np.flatnonzero(~np.isfinite(arr))
     if bad.size:
-        raise NonFiniteError(
+        raise InvalidInputError(
             f"{name} holds {bad.size} non-finite value(s) (NaN or inf) at positions "
-            f"{bad[:10].tolist()}"
+            f"{bad[:10].tolist()}; a spectrum with NaN/inf is broken upstream"
         )
     return arr
 
@@ -121,12 +121,11 @@ def spectral_measure(spectrum: Any, *, name: str = "eigenvalues") -> SpectralMea
     Raises
     ------
     InvalidInputError
-        If the input is not spectrum-like, is empty, or a density's weights are
-        negative or sum to 0.
+        If the input is not spectrum-like, is empty, holds NaN or inf, or a
+        density's weights are negative or sum to 0.
     ShapeError
-        If eigenvalues are not 1-d, or nodes and weights differ in shape.
-    NonFiniteError
-        If a value is NaN or inf.
+        If eigenvalues are not 1-d, or nodes and weights differ in shape (a
+        subclass of InvalidInputError).
 
     Examples
     --------
@@ -140,7 +139,7 @@ def spectral_measure(spectrum: Any, *, name: str = "eigenvalues") -> SpectralMea
         weights = np.asarray(spectrum.weights, dtype=np.float64)
         if nodes.shape != weights.shape:
             raise ShapeError(
-                f"{name}: nodes and weights must have one shape; got {nodes.shape} and "
+                f"{name}: nodes and weights must have the same shape; got {nodes.shape} and "
                 f"{weights.shape}"
             )
         x = _finite_1d(nodes.ravel(), f"{name} nodes")
@@ -334,7 +333,7 @@ class SpectralDensity(Result):
 
         Raises
         ------
-        InvalidInputError, ShapeError, NonFiniteError
+        InvalidInputError, ShapeError
             As :func:`spectral_measure`.
         """
         m = spectral_measure(eigenvalues)

@@ -70,9 +70,8 @@ def outliers(
     ------
     InvalidInputError
         Unknown method or side, ``"edge"`` without ``edge``, no candidates,
-        ``min_ratio <= 1``, or input that is not spectrum-like.
-    NonFiniteError
-        If an eigenvalue is NaN or inf.
+        ``min_ratio <= 1``, or input that is not spectrum-like (not 1-d,
+        empty, NaN or inf).
 
     Examples
     --------

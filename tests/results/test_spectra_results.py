@@ -15,7 +15,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from gn_theory.exceptions import InvalidInputError, NonFiniteError, ShapeError
+from gn_theory.exceptions import InvalidInputError, ShapeError
 from gn_theory.results import (
     Outliers,
     SpectralDensity,
@@ -200,8 +200,10 @@ def test_spectral_measure():
     assert m.weighted and m.num_params == 50 and m.values.size == 13  # zero weights dropped
     assert np.all(np.diff(m.values) <= 0) and m.weights.sum() == pytest.approx(1.0)
     assert spectral_measure(3.0).values.tolist() == [3.0]
-    with pytest.raises(NonFiniteError):
+    with pytest.raises(InvalidInputError, match="non-finite"):
         spectral_measure([1.0, np.inf])
+    with pytest.raises(InvalidInputError, match="non-finite"):
+        spectral_measure(dataclasses.replace(make_density(), nodes=np.full((3, 5), np.nan)))
     with pytest.raises(ShapeError):
         spectral_measure(np.ones((2, 2)))
     with pytest.raises(InvalidInputError, match="empty"):
