@@ -1,4 +1,4 @@
-r"""Spectral results: :class:`Spectrum`, :class:`SpectralDensity`, :class:`TraceEstimate`, :class:`Outliers`.
+r"""Spectral results: spectra, densities, trace estimates and outliers (torch-free).
 
 The estimators in :mod:`gn_theory.spectra` (torch) return these; here they are
 data only (numpy arrays, numbers, strings, dicts), so they save, load and
@@ -46,6 +46,12 @@ __all__ = [
 
 #: Papyan's kernel-width constant kappa (arXiv:1811.07062 code; THEORY 3.2).
 PAPYAN_KAPPA = 1.25
+
+
+def _papyan_sigma(half_width: float, num_steps: int) -> float:
+    """Papyan's kernel width ``d h / sqrt(8 ln kappa)``, ``h = 2 / (M - 1)`` (THEORY 3.2)."""
+    h = 2.0 / (max(num_steps, 2) - 1)
+    return half_width * h / math.sqrt(8.0 * math.log(PAPYAN_KAPPA))
 
 
 # =============================================================================== coercion
@@ -373,8 +379,7 @@ class SpectralDensity(Result):
         float
         """
         _, d = self._normalisation()
-        M = max(self.num_steps, 2)
-        return d * (2.0 / (M - 1)) / math.sqrt(8.0 * math.log(PAPYAN_KAPPA))
+        return _papyan_sigma(d, self.num_steps)
 
     def grid(self, num: int = 1024) -> np.ndarray:
         """Papyan's evaluation grid: ``num`` points on the 5%-widened range.
@@ -495,7 +500,7 @@ class SpectralDensity(Result):
         if sigma is None:
             span = float(logs.max() - logs.min()) if logs.size > 1 else 1.0
             d = max(span, 1.0) / 2.0
-            sigma = d * (2.0 / (max(self.num_steps, 2) - 1)) / math.sqrt(8.0 * math.log(PAPYAN_KAPPA))
+            sigma = _papyan_sigma(d, self.num_steps)
         if not sigma > 0:
             raise InvalidInputError(f"sigma must be positive; got {sigma}")
         out = []

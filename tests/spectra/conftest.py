@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-import gn_theory as gt
-import gn_theory.models  # noqa: F401  (gt.models.train)
+from gn_theory.models import train
 
 
 @pytest.fixture(scope="module")
@@ -16,5 +15,5 @@ def tiny_model():
     g = torch.Generator().manual_seed(1)
     X = torch.randn(30, 4, generator=g, dtype=torch.float64)
     y = torch.randint(0, 3, (30,), generator=g)
-    gt.models.train(model, (X, y), steps=50, lr=0.5)
+    train(model, (X, y), steps=50, lr=0.5)
     return model, (X, y)

@@ -29,11 +29,16 @@ def hessian_like(P: int = 600, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return rotate(eigs, seed), eigs
 
 
+def random_symmetric() -> tuple[np.ndarray, np.ndarray]:
+    """A GOE-like 300 x 300 matrix (semicircle on [-2, 2]) and its eigenvalues."""
+    G = np.random.default_rng(3).standard_normal((300, 300))
+    A = (G + G.T) / math.sqrt(2 * 300)
+    return A, np.linalg.eigvalsh(A)
+
+
 CASES = {
     "diagonal": lambda: (np.diag(np.arange(1.0, 401.0) ** 1.5), np.arange(1.0, 401.0) ** 1.5),
-    "random_symmetric": lambda: (lambda A: (A, np.linalg.eigvalsh(A)))(
-        (lambda G: (G + G.T) / math.sqrt(2 * 300))(np.random.default_rng(3).standard_normal((300, 300)))
-    ),
+    "random_symmetric": random_symmetric,
     "low_rank_plus_bulk": hessian_like,
 }
 
