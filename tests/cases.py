@@ -99,3 +99,36 @@ CASES = [
         smooth_l1_mean,
     ),
 ]
+
+
+# ----------------------------------------------------------------------------- classifiers
+def _unbalanced_data(n_per_class: list[int], d: int, seed: int) -> Callable[[], tuple[torch.Tensor, torch.Tensor]]:
+    """Class counts fixed in advance, shuffled; inputs shifted by 0.5 * class."""
+
+    def make() -> tuple[torch.Tensor, torch.Tensor]:
+        g = torch.Generator().manual_seed(seed)
+        y = torch.cat([torch.full((n,), c) for c, n in enumerate(n_per_class)])
+        y = y[torch.randperm(y.numel(), generator=g)]
+        X = torch.randn(y.numel(), d, generator=g, dtype=torch.float64) + 0.5 * y[:, None].double()
+        return X, y
+
+    return make
+
+
+#: Unbalanced softmax classifiers (THEORY.md 2.6: class counts 5/9/7; 3/8/2/6), every class present.
+TANH_C3_UNBALANCED = Case(
+    "tanh_C3_unbalanced",
+    lambda: nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3)),
+    _unbalanced_data([5, 9, 7], 4, 1),
+)
+RELU_C4_UNBALANCED = Case(
+    "relu_C4_unbalanced",
+    lambda: nn.Sequential(nn.Linear(3, 5), nn.ReLU(), nn.Linear(5, 4), nn.Tanh(), nn.Linear(4, 4)),
+    _unbalanced_data([3, 8, 2, 6], 3, 2),
+)
+
+#: The softmax cross-entropy cases (every class present), for the class structure of G.
+CLASSIFIER_CASES = [c for c in CASES if c.loss == "cross_entropy"] + [
+    TANH_C3_UNBALANCED,
+    RELU_C4_UNBALANCED,
+]

@@ -63,3 +63,62 @@ def dense_ggn(model, X, y, loss="cross_entropy", names=None) -> torch.Tensor:
 def rel_err(A: torch.Tensor, B: torch.Tensor) -> float:
     """Relative Frobenius error ||A - B|| / max(||B||, tiny)."""
     return float((A - B).norm() / max(float(B.norm()), 1e-300))
+
+
+class DenseClassStructure:
+    """Everything of THEORY.md section 2 from per-sample jacrev Jacobians, in float64.
+
+    ``delta[i, c']`` = sqrt(p_{i,c'}) J_i^T (e_{c'} - p_i); class means, class-level means,
+    priors and the dense P x P matrices G, G_cm, G_w, G_0, G_1, G_2.
+    """
+
+    def __init__(self, model: torch.nn.Module, X: torch.Tensor, y: torch.Tensor) -> None:
+        names = [n for n, _ in model.named_parameters()]
+        f, theta = _flat_fn(model, names)
+        N, P = X.shape[0], theta.numel()
+        C = int(f(theta, X[:1]).shape[1])
+        self.C, self.N, self.P = C, N, P
+        delta = torch.zeros(N, C, P, dtype=torch.float64)
+        for i in range(N):
+            xi = X[i : i + 1]
+            J = jacrev(lambda t: f(t, xi).squeeze(0))(theta)  # (C, P)
+            p = torch.softmax(f(theta, xi).squeeze(0).detach(), -1)
+            for c2 in range(C):
+                e = torch.zeros(C, dtype=torch.float64)
+                e[c2] = 1
+                delta[i, c2] = p[c2].sqrt() * (J.T @ (e - p))
+        self.delta = delta
+        counts = torch.bincount(y, minlength=C)
+        self.counts = counts
+        self.priors = counts.double() / N
+        means = torch.zeros(C, C, P, dtype=torch.float64)
+        for c in range(C):
+            if counts[c]:
+                means[c] = delta[y == c].mean(0)
+        self.means = means
+        off = ~torch.eye(C, dtype=torch.bool)
+        self.level = torch.stack([means[c][off[c]].mean(0) for c in range(C)])
+        pi = self.priors
+
+        def outer(v: torch.Tensor) -> torch.Tensor:
+            return torch.outer(v, v)
+
+        self.G = sum(outer(delta[i, c2]) for i in range(N) for c2 in range(C)) / N
+        self.G_cm = sum(pi[c] * outer(means[c, c2]) for c in range(C) for c2 in range(C))
+        self.G_w = torch.zeros(P, P, dtype=torch.float64)
+        for c in range(C):
+            rows = delta[y == c]
+            for c2 in range(C):
+                for r in rows:
+                    self.G_w += pi[c] * outer(r[c2] - means[c, c2]) / counts[c]
+        self.G_0 = sum(pi[c] * outer(means[c, c]) for c in range(C))
+        self.G_1 = (C - 1) * sum(pi[c] * outer(self.level[c]) for c in range(C))
+        self.G_2 = sum(
+            pi[c] * outer(means[c, c2] - self.level[c])
+            for c in range(C) for c2 in range(C) if c2 != c
+        )
+
+    def part(self, name: str) -> torch.Tensor:
+        """The dense matrix of ``"G_cm"``, ``"G_0"``, ``"G_1"``, ``"G_2"`` or ``"G_w"``."""
+        return {"G_cm": self.G_cm, "G_0": self.G_0, "G_1": self.G_1, "G_2": self.G_2,
+                "G_w": self.G_w}[name]

@@ -1,0 +1,140 @@
+r"""The streaming class-mean pass: sums of :math:`\delta_{i,c'}` by true class, in one read of the data.
+
+Private module of :mod:`gn_theory.decomposition`. For C-class softmax
+cross-entropy, :math:`\delta_{i,c'} = \sqrt{p_{i,c'}}\,J_i^\top(e_{c'} - p_i)`
+is the pullback (VJP) of the cotangent :math:`\sqrt{p_{i,c'}}(e_{c'} - p_i)`
+through the logits, so the class sums are C vmapped VJPs per class subset; no
+per-sample Jacobian is formed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.func import vjp, vmap
+
+from .._data import reduce_sum
+from ..exceptions import NonFiniteError
+
+__all__: list[str] = []
+
+
+def cotangents(p: torch.Tensor) -> torch.Tensor:
+    r"""``W[c'] = sqrt(p[:, c']) (e_{c'} - p)`` for every logit c': shape (C, B, C)."""
+    C = p.shape[1]
+    eye = torch.eye(C, dtype=p.dtype, device=p.device)
+    return p.sqrt().T[:, :, None] * (eye[:, None, :] - p[None, :, :])
+
+
+def _check_probs(p: torch.Tensor, where: str) -> None:
+    if not bool(torch.isfinite(p).all()):
+        raise NonFiniteError(f"{where}: the softmax probabilities are not finite")
+
+
+def stream_class_means(
+    G: Any, C: int, full: bool, method: str, chunk_size: int | None, buffer_rows: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
+    """Sums over samples of delta_{i,c'} by true class: (C, C, P), or (C, 2, P) [diag, level].
+
+    Parameters
+    ----------
+    G : ModelCurvatureOperator
+        The GGN operator: its functional model, loss and data are read.
+    C : int
+        Number of classes (logits).
+    full : bool
+        All C^2 sums, or (memory guard) only delta_{c,c} and the class-level delta_c.
+    method : {"class_split", "masked", "loop"}
+        How the VJPs are batched (see :func:`gn_theory.decomposition.class_structure`).
+    chunk_size : int or None
+        Cotangents per vmapped pass.
+    buffer_rows : int
+        Rows of one class gathered across batches before their VJPs run.
+
+    Returns
+    -------
+    tuple
+        The sums (float64), the class counts (int64), the summed loss (float64,
+        from the same forward passes) and the number of VJPs, all reduced across
+        processes except the VJP count.
+    """
+    f, theta, loss = G.function, G.function.theta, G.loss
+    P = theta.numel()
+    rows_out = C if full else 2
+    S = torch.zeros(C, rows_out, P, dtype=torch.float64, device=theta.device)
+    counts = torch.zeros(C, dtype=torch.int64, device=theta.device)
+    loss_sum = torch.zeros((), dtype=torch.float64, device=theta.device)
+    nvjp = 0
+
+    def reduce_cot(W: torch.Tensor, c: int) -> torch.Tensor:
+        # the fallback needs only delta_{c,c} and delta_c: both linear in the cotangent
+        if full:
+            return W
+        level = (W.sum(0) - W[c]) / (C - 1)
+        return torch.stack([W[c], level])
+
+    def probs(out: torch.Tensor, yc: torch.Tensor, where: str) -> torch.Tensor:
+        nonlocal loss_sum
+        out = out.detach()
+        p = torch.softmax(out, dim=-1)
+        _check_probs(p, where)
+        loss_sum += loss.sum(out, yc).to(torch.float64)
+        return p
+
+    # class_split / loop: rows of one class are gathered across the data's batches (at most
+    # buffer_rows per class) so that the cost does not depend on how the user batched the data
+    pending: list[list[tuple[torch.Tensor, torch.Tensor]]] = [[] for _ in range(C)]
+    pending_rows = [0] * C
+    last_index = 0
+
+    def flush(c: int, index: int) -> None:
+        nonlocal nvjp
+        where = f"class {c}, samples gathered from batches up to {index}"
+        xc = torch.cat([a for a, _ in pending[c]])
+        yc = torch.cat([b for _, b in pending[c]])
+        pending[c].clear()
+        pending_rows[c] = 0
+        if method == "loop":
+            with torch.enable_grad():
+                t = theta.detach().requires_grad_(True)
+                out = f(t, xc)
+                W = reduce_cot(cotangents(probs(out, yc, where)), c)
+                for j in range(W.shape[0]):
+                    (g,) = torch.autograd.grad(out, t, W[j], retain_graph=j < W.shape[0] - 1)
+                    S[c, j] += g
+        else:  # class_split: one forward per class subset, vmap over the cotangents
+            out, vjp_fn = vjp(lambda t: f(t, xc), theta)
+            W = reduce_cot(cotangents(probs(out, yc, where)), c)
+            S[c] += vmap(vjp_fn, chunk_size=chunk_size)(W)[0]
+        nvjp += W.shape[0]
+
+    for index, x, y in G.data:
+        last_index = index
+        if method == "masked":
+            out, vjp_fn = vjp(lambda t: f(t, x), theta)
+            p = probs(out, y, f"batch {index}")
+            W = cotangents(p)  # (C', B, C)
+            present = torch.unique(y).tolist()
+            cots = []
+            for c in present:
+                mask = (y == c).to(p.dtype)[None, :, None]
+                cots.append(reduce_cot(W, c) * mask)
+                counts[c] += int((y == c).sum())
+            T = torch.cat(cots)  # (len(present) * rows_out, B, C)
+            g = vmap(vjp_fn, chunk_size=chunk_size)(T)[0]
+            nvjp += T.shape[0]
+            for j, c in enumerate(present):
+                S[c] += g[j * rows_out : (j + 1) * rows_out]
+            continue
+        for c in torch.unique(y).tolist():
+            sel = y == c
+            counts[c] += int(sel.sum())
+            pending[c].append((x[sel], y[sel]))
+            pending_rows[c] += int(sel.sum())
+            if pending_rows[c] >= buffer_rows:
+                flush(c, index)
+    for c in range(C):
+        if pending_rows[c]:
+            flush(c, last_index)
+    return reduce_sum(S), reduce_sum(counts), reduce_sum(loss_sum), nvjp

@@ -1,0 +1,153 @@
+r"""The measurements outlier prediction needs, made in one named call: :func:`measure_outlier_inputs`.
+
+:func:`gn_theory.explain.predict_outliers` compares a class structure with a
+bulk and with observed eigenvalues; it never multiplies by G. What it needs
+from products with G is measured here, explicitly, and returned as an
+:class:`~gn_theory.results.OutlierInputs` that saves and loads without torch:
+
+* the top k eigenvalues of G (Lanczos), to compare the predictions with;
+* the stochastic Lanczos quadrature of :math:`G_{\rm w} = G - G_{\rm cm}` (the
+  empirical bulk for the ``"bgn"`` predictor and the moment-matched MP bulk);
+* the top eigenpairs of :math:`G_{\rm w}` with eigenvectors (the isotropy
+  diagnostic: how much of their energy lies in the class-mean span);
+* Rayleigh-Ritz of G on the class-mean span (the ``"subspace"`` predictor).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+from .. import _checks
+from ..exceptions import InvalidInputError
+from ..operators import CurvatureOperator
+from ..operators.lowrank import within_class_operator
+from ..results.structure import ClassStructure, OutlierInputs
+from ..rmt import subspace_ritz
+from ..spectra import lanczos, slq
+
+__all__ = ["measure_outlier_inputs"]
+
+
+def measure_outlier_inputs(
+    G: CurvatureOperator,
+    structure: ClassStructure,
+    *,
+    k: int | None = None,
+    num_probes: int = 10,
+    num_steps: int = 128,
+    num_vectors: int | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> OutlierInputs:
+    r"""Measure what outlier prediction needs from products with G: top of G, bulk of G_w, Ritz values.
+
+    Four measurements, each on the GGN operator ``G`` (THEORY.md 5, 5b):
+
+    1. ``observed``: :func:`gn_theory.spectra.lanczos` for the top ``k``
+       eigenvalues of G (no eigenvectors);
+    2. ``within_density``: :func:`gn_theory.spectra.slq` of
+       :math:`G_{\rm w}` (:func:`within_class_operator`) with ``num_probes``
+       probes of ``num_steps`` steps;
+    3. ``within_spectrum``: the top ``num_vectors`` eigenpairs of
+       :math:`G_{\rm w}` with eigenvectors (Lanczos, ``tol=1e-6``);
+    4. ``ritz``: :func:`gn_theory.rmt.subspace_ritz` of G on the class-mean
+       span (:meth:`ClassStructure.class_mean_basis`, r products with G).
+
+    If the memory guard skipped the C^2 class means, only ``observed`` is
+    measured (2-4 need :math:`G_{\rm cm}`) and ``settings["skipped"]`` says so.
+
+    Parameters
+    ----------
+    G : CurvatureOperator
+        The GGN operator of the model and data ``structure`` was measured on.
+    structure : ClassStructure
+        Measured or loaded.
+    k : int, optional
+        Outliers to look at: the top-k of G; default r, the number of nonzero
+        eigenvalues of :math:`G_{\rm cm}` (C if the means were skipped).
+    num_probes : int, default 10
+        SLQ probes for :math:`G_{\rm w}`.
+    num_steps : int, default 128
+        SLQ steps per probe (Papyan's M = 128).
+    num_vectors : int, optional
+        Top eigenvectors of :math:`G_{\rm w}` (default ``k``; at most P - 1).
+    seed : int, default 0
+        Seed of the Lanczos runs and of the SLQ probes.
+    progress : bool, default False
+        Show progress bars of the Lanczos and SLQ runs.
+
+    Returns
+    -------
+    OutlierInputs
+        Eigenvalues and Ritz values descending; pass it to
+        :func:`gn_theory.explain.predict_outliers` as ``inputs=``.
+
+    Raises
+    ------
+    InvalidInputError
+        Not an operator / class structure, or bad ``k``, ``num_probes``,
+        ``num_steps``, ``num_vectors`` or ``seed``.
+    ShapeError
+        G and the structure have different dimensions.
+
+    Notes
+    -----
+    Cost in products with G: about the Lanczos iterations for k (observed)
+    and for ``num_vectors`` (within), ``num_probes * num_steps`` for SLQ and
+    r for the Ritz step; ``OutlierInputs.num_matvecs`` adds them up.
+    """
+    if not isinstance(structure, ClassStructure):
+        raise InvalidInputError(
+            f"structure must be a ClassStructure; got {type(structure).__name__}"
+        )
+    if not isinstance(G, CurvatureOperator):
+        raise InvalidInputError(
+            f"G must be a CurvatureOperator (gn_theory.ggn_operator); got {type(G).__name__}"
+        )
+    seed = _checks.check_seed(seed)
+    num_probes = _checks.check_positive_int("num_probes", num_probes)
+    num_steps = _checks.check_positive_int("num_steps", num_steps)
+    P = int(structure.num_params)
+    full = structure.class_means is not None
+    r = structure.eigenvalues("G_cm").size if full else structure.eigenvalues("G_1").size
+    k = r if k is None else _checks.check_positive_int("k", k)
+    if k > P:
+        raise InvalidInputError(f"k = {k} exceeds the dimension P = {P}")
+    nv = k if num_vectors is None else _checks.check_positive_int("num_vectors", num_vectors)
+    nv = min(nv, P - 1)
+    settings: dict[str, Any] = {
+        "k": k,
+        "num_probes": num_probes,
+        "num_steps": num_steps,
+        "num_vectors": nv,
+        "seed": seed,
+        "skipped": [],
+    }
+    fp = structure.settings.get("fingerprint") if isinstance(structure.settings, dict) else None
+    if fp is not None:
+        settings["fingerprint"] = fp
+
+    # within_class_operator validates G against the structure (and needs the C^2 means)
+    W = within_class_operator(G, structure) if full else None
+    observed = lanczos(
+        G, k, which="largest", seed=seed, return_eigenvectors=False, progress=progress
+    )
+    if W is None:
+        settings["skipped"].append(
+            "within_density, within_spectrum and ritz: the C^2 class means were skipped by "
+            "the memory guard (" + "; ".join(structure.skipped) + ")"
+        )
+        return OutlierInputs(observed=observed, settings=settings)
+    density = slq(W, num_probes=num_probes, num_steps=num_steps, seed=seed, progress=progress)
+    within = lanczos(
+        W, nv, which="largest", seed=seed, tol=1e-6, warn=False, progress=progress
+    )
+    ritz = subspace_ritz(G, structure.class_mean_basis(), orthonormalize=False)
+    return OutlierInputs(
+        observed=observed,
+        within_density=density,
+        within_spectrum=within,
+        ritz=ritz,
+        settings=settings,
+    )
