@@ -276,6 +276,28 @@ class ClassStructure(Result):
         F = self.factor(part)
         return (F.T @ V) / np.sqrt(w)
 
+    def class_mean_basis(self) -> np.ndarray:
+        r"""An orthonormal basis of the class-mean span :math:`{\rm span}\{\delta_{c,c'}\}`, (P, r).
+
+        The left singular vectors of the :math:`G_{\rm cm}` factor for its r
+        nonzero eigenvalues, in descending order of them, so that
+        :math:`Q^\top G_{\rm cm} Q` is diagonal and descending. It is the basis
+        of the ``"subspace"`` predictor and of the isotropy diagnostic.
+
+        Returns
+        -------
+        numpy.ndarray
+            Shape (P, r), float64, orthonormal columns.
+
+        Raises
+        ------
+        InvalidInputError
+            If the C^2 means were skipped by the memory guard.
+        """
+        r = self.eigenvalues("G_cm").size
+        F = np.asarray(self.factor("G_cm"), dtype=np.float64)
+        return np.linalg.svd(F.T, full_matrices=False)[0][:, :r]
+
     def identity_error(self, *, num_probes: int = 4, seed: int = 0) -> dict[str, float]:
         r"""Relative error of the hierarchy :math:`G_{\rm cm} = G_0 + G_1 + G_2` on random probes.
 
