@@ -645,11 +645,16 @@ class OutlierInputs(Result):
              "not measured" if self.ritz is None else top(self.ritz.values))
         )
         rows.append(("operator products", str(self.num_matvecs)))
-        for key, value in self.settings.items():
-            rows.append((f"setting {key}", str(value)))
+        for key in sorted(self.settings):  # sorted: a loaded result prints the same table
+            if key not in ("fingerprint", "skipped"):
+                rows.append((f"setting {key}", str(self.settings[key])))
+        fp = self.settings.get("fingerprint")
+        if isinstance(fp, dict) and "operator" in fp:
+            rows.append(("fingerprint of G", str(fp["operator"])))
         notes = [
             "Eigenvalues and Ritz values are descending (largest first).",
             "Pass this to gn_theory.explain.predict_outliers(structure, inputs=...), which "
             "compares and never measures.",
         ]
+        notes += [str(n) for n in self.settings.get("skipped", [])]
         return Summary("Measured inputs of outlier prediction", rows, notes)
