@@ -161,7 +161,7 @@ def main() -> None:
     for name in runners:
         vals, mv = results[name]
         if name.startswith("Gram"):
-            mv_s = f"{cs.num_vjps} VJPs"
+            mv_s = f"{cs.num_matvecs} VJPs"
         else:
             mv_s = "?" if mv is None else str(mv)
         t = statistics.median(times[name])
