@@ -10,6 +10,7 @@ Public methods validate their input once; the kernel trusts it (scipy's split).
 
 from __future__ import annotations
 
+from abc import ABCMeta, abstractmethod
 from typing import Any
 
 import numpy as np
@@ -40,7 +41,7 @@ def _numpy_dtype(dtype: torch.dtype) -> np.dtype:
     return np.dtype(str(dtype).removeprefix("torch."))
 
 
-class CurvatureOperator(LinearOperator):
+class CurvatureOperator(LinearOperator, metaclass=ABCMeta):
     """A symmetric P x P operator whose products are computed in torch.
 
     Parameters
@@ -111,9 +112,9 @@ class CurvatureOperator(LinearOperator):
         self.metadata: dict[str, Any] = {"kind": self.kind}
 
     # -- the kernel -------------------------------------------------------------
-    def _matmat_torch(self, V: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+    @abstractmethod
+    def _matmat_torch(self, V: torch.Tensor) -> torch.Tensor:
         """``A @ V`` for a checked (P, k) block on the device; written by subclasses."""
-        raise NotImplementedError(f"{type(self).__name__} does not implement _matmat_torch")
 
     def _apply(self, V: torch.Tensor) -> torch.Tensor:
         """The kernel on a trusted (P, k) block, counting its k products."""
