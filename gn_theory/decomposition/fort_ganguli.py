@@ -101,19 +101,6 @@ def _top_vectors(op: CurvatureOperator, k: int, tol: float, seed: int) -> tuple[
     return np.asarray(spec.eigenvalues)[order], U, spec
 
 
-def _check_operator(name: str, op: Any, P: int) -> None:
-    if not isinstance(op, CurvatureOperator):
-        raise InvalidInputError(
-            f"{name} must be a CurvatureOperator (gn_theory.{'hessian' if name == 'H' else 'ggn'}"
-            f"_operator); got {type(op).__name__}"
-        )
-    if op.num_params != P:
-        raise ShapeError(
-            f"{name} has dimension {op.num_params} but the class structure has P = {P}: they "
-            "come from different models or parameter selections"
-        )
-
-
 def fort_ganguli(
     model: torch.nn.Module,
     data: Any,
@@ -190,8 +177,8 @@ def fort_ganguli(
             f"structure must be a ClassStructure; got {type(structure).__name__}"
         )
     C, P = structure.num_classes, structure.num_params
-    _check_operator("H", H, P)
-    _check_operator("G", G, P)
+    structure.check_operator(H, name="H")
+    structure.check_operator(G, name="G")
     names = G.param_names
     if names is None:
         raise InvalidInputError(

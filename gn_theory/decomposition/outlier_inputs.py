@@ -19,7 +19,7 @@ from typing import Any
 
 
 from .. import _checks
-from ..exceptions import InvalidInputError, ShapeError
+from ..exceptions import InvalidInputError
 from ..operators import CurvatureOperator
 from ..operators.lowrank import within_class_operator
 from ..results.structure import ClassStructure, OutlierInputs
@@ -101,16 +101,7 @@ def measure_outlier_inputs(
         raise InvalidInputError(
             f"structure must be a ClassStructure; got {type(structure).__name__}"
         )
-    if not isinstance(G, CurvatureOperator):
-        raise InvalidInputError(
-            f"G must be a CurvatureOperator (gn_theory.ggn_operator); got {type(G).__name__}"
-        )
-    if G.num_params != structure.num_params:
-        raise ShapeError(
-            f"G has dimension {G.num_params} but the class structure has P = "
-            f"{structure.num_params} parameters: they come from different models or parameter "
-            "selections"
-        )
+    structure.check_operator(G)
     seed = _checks.check_seed(seed)
     num_probes = _checks.check_positive_int("num_probes", num_probes)
     num_steps = _checks.check_positive_int("num_steps", num_steps)

@@ -114,25 +114,6 @@ class WithinClassOperator(CurvatureOperator):
         return self.ggn._apply(V) - self.class_mean_part._apply(V)
 
 
-def _check_same_inputs(G: CurvatureOperator, structure: ClassStructure) -> None:
-    """Refuse a G whose fingerprint shows another model, parameter selection or data set."""
-    mine, theirs = G.fingerprint, structure.settings.get("fingerprint")
-    if not mine or not isinstance(theirs, dict):
-        return  # nothing recorded on one side: the dimension check is all there is
-    keys = ["model", "params"]
-    if G.metadata.get("dtype") == structure.settings.get("dtype"):
-        keys.append("data")  # the data checksum is taken after conversion to the dtype
-    differ = [k for k in keys if k in mine and k in theirs and mine[k] != theirs[k]]
-    if differ:
-        raise InvalidInputError(
-            "G and the class structure were not built from the same "
-            + " and ".join({"model": "model parameters", "params": "parameter selection",
-                            "data": "data"}[k] for k in differ)
-            + " (their fingerprints differ); rebuild G with ggn_operator(model, data) on what "
-            "the structure was measured on"
-        )
-
-
 def part_operator(
     structure: ClassStructure,
     part: Part,
@@ -196,8 +177,10 @@ def within_class_operator(G: CurvatureOperator, structure: ClassStructure) -> Wi
     Raises
     ------
     InvalidInputError
-        ``G`` not a CurvatureOperator or ``structure`` not a ClassStructure, or
-        the C^2 class means were skipped by the memory guard.
+        ``G`` not a CurvatureOperator or ``structure`` not a ClassStructure, G's
+        fingerprint showing another model state, parameter selection or data set
+        (:meth:`ClassStructure.check_operator`), or the C^2 class means skipped
+        by the memory guard.
     ShapeError
         If G's dimension is not the structure's number of parameters.
 
@@ -214,21 +197,11 @@ def within_class_operator(G: CurvatureOperator, structure: ClassStructure) -> Wi
     >>> Gw.shape
     (8, 8)
     """
-    if not isinstance(G, CurvatureOperator):
-        raise InvalidInputError(
-            f"G must be a CurvatureOperator (gn_theory.ggn_operator); got {type(G).__name__}"
-        )
     if not isinstance(structure, ClassStructure):
         raise InvalidInputError(
             f"structure must be a ClassStructure; got {type(structure).__name__}"
         )
-    if G.num_params != structure.num_params:
-        raise ShapeError(
-            f"G has dimension {G.num_params} but the class structure has P = "
-            f"{structure.num_params} parameters: they come from different models or parameter "
-            "selections"
-        )
-    _check_same_inputs(G, structure)
+    structure.check_operator(G)
     cm = part_operator(structure, "G_cm", device=G.device, dtype=G.torch_dtype)
     cm.layout = G.layout
     return WithinClassOperator(G, cm)

@@ -38,7 +38,7 @@ import numpy as np
 
 from .. import _checks
 from .._format import fmt_values
-from ..exceptions import InvalidInputError
+from ..exceptions import InvalidInputError, ShapeError
 from ._base import Result
 from ._summary import Summary
 
@@ -297,6 +297,57 @@ class ClassStructure(Result):
         r = self.eigenvalues("G_cm").size
         F = np.asarray(self.factor("G_cm"), dtype=np.float64)
         return np.linalg.svd(F.T, full_matrices=False)[0][:, :r]
+
+    def check_operator(self, op: Any, *, name: str = "G") -> None:
+        """Check that an operator was built on the model and data this structure was measured on.
+
+        Compares the dimension, and where both sides recorded one, the fingerprints
+        of the model parameters, the parameter selection and (at equal dtypes: the
+        checksum is taken after conversion) the data. Needs no product with the
+        operator and no torch.
+
+        Parameters
+        ----------
+        op : CurvatureOperator
+            H or G of ``gn_theory.hessian_operator`` / ``ggn_operator``.
+        name : str, default "G"
+            How messages call the operator.
+
+        Raises
+        ------
+        InvalidInputError
+            ``op`` is not an operator, or its fingerprint shows another model state,
+            parameter selection or data set.
+        ShapeError
+            Its dimension is not :attr:`num_params`.
+        """
+        P = getattr(op, "num_params", None)
+        if not isinstance(P, (int, np.integer)) or not hasattr(op, "torch_dtype"):
+            raise InvalidInputError(
+                f"{name} must be a CurvatureOperator (gn_theory.ggn_operator or "
+                f"hessian_operator); got {type(op).__name__}"
+            )
+        if int(P) != self.num_params:
+            raise ShapeError(
+                f"{name} has dimension {int(P)} but the class structure has P = "
+                f"{self.num_params} parameters: they come from different models or parameter "
+                "selections"
+            )
+        mine, theirs = getattr(op, "fingerprint", None), self.settings.get("fingerprint")
+        if not isinstance(mine, dict) or not isinstance(theirs, dict):
+            return  # nothing recorded on one side: the dimension check is all there is
+        keys = ["model", "params"]
+        if getattr(op, "metadata", {}).get("dtype") == self.settings.get("dtype"):
+            keys.append("data")  # the data checksum is taken after conversion to the dtype
+        differ = [k for k in keys if k in mine and k in theirs and mine[k] != theirs[k]]
+        if differ:
+            what = {"model": "model parameters", "params": "parameter selection", "data": "data"}
+            raise InvalidInputError(
+                f"{name} and the class structure were not built from the same "
+                + " and ".join(what[k] for k in differ)
+                + f" (their fingerprints differ); rebuild {name} on the model and data the "
+                "structure was measured on"
+            )
 
     def identity_error(self, *, num_probes: int = 4, seed: int = 0) -> dict[str, float]:
         r"""Relative error of the hierarchy :math:`G_{\rm cm} = G_0 + G_1 + G_2` on random probes.
