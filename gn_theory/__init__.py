@@ -135,6 +135,7 @@ if TYPE_CHECKING:  # static view of the lazy names, for type checkers and IDEs
     from .results import (  # noqa: F401
         ClassStructure,
         FortGanguli,
+        OutlierInputs,
         Outliers,
         Result,
         SpectralDensity,
