@@ -419,9 +419,9 @@ def train_eval_split(
     targets : tensor or array
         Integer labels, shape (N,).
     eval_fraction : float
-        Fraction in [0, 1) held out for evaluation: ``round(eval_fraction * N_c)``
-        samples of each class ``c`` when ``stratified``, else
-        ``round(eval_fraction * N)`` drawn at random.
+        Fraction in [0, 1) held out for evaluation: ``round(eval_fraction * N)``
+        samples, shared among the classes in proportion to their sizes when
+        ``stratified`` (largest remainders get the rounding), else drawn at random.
     stratified : bool, default True
         Split each class separately (the split keeps the class proportions).
     seed : int, default 0
@@ -449,10 +449,16 @@ def train_eval_split(
     f = _check_fraction(eval_fraction)
     rng = np.random.default_rng(check_seed(seed))
     if stratified:
+        classes = np.unique(y)
+        sizes = np.array([np.count_nonzero(y == k) for k in classes])
+        quota = f * sizes
+        share = np.floor(quota).astype(np.int64)
+        extra = int(round(f * y.size)) - int(share.sum())
+        # largest remainders first (ties: lower labels), so the total is round(f * N)
+        share[np.argsort(-(quota - share), kind="stable")[:max(extra, 0)]] += 1
         ev_parts, tr_parts = [], []
-        for k in np.unique(y):
+        for k, m in zip(classes, share):
             idx = rng.permutation(np.flatnonzero(y == k))
-            m = int(round(f * idx.size))
             ev_parts.append(idx[:m])
             tr_parts.append(idx[m:])
         ev_idx = np.concatenate(ev_parts).astype(np.int64)
@@ -913,6 +919,8 @@ def _classify(name_or_path: Any) -> tuple[str, str]:
         return s, s
     if not as_path and s.lower() in DATASETS:
         return s.lower(), s.lower()
+    if not as_path and is_callable_spec(s) and not Path(s).is_file():
+        return s, "callable"
     suffix = Path(s).suffix.lower()
     if suffix in (".npz", ".pt", ".pth") or as_path or os.sep in s or "/" in s:
         if suffix not in (".npz", ".pt", ".pth"):
@@ -922,8 +930,6 @@ def _classify(name_or_path: Any) -> tuple[str, str]:
         if not Path(s).is_file():
             raise DataError(f"dataset file {s!r} does not exist")
         return s, "file"
-    if is_callable_spec(s):
-        return s, "callable"
     raise InvalidInputError(f"unknown dataset {s!r}; {_known()}")
 
 
