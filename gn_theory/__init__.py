@@ -65,7 +65,7 @@ _LAZY: dict[str, str] = {
     "fit_spiked_model": "gn_theory.rmt",
     "scaling_fit": "gn_theory.rmt",
     # explaining a measured spectrum (torch-free)
-    "predict_outliers": "gn_theory.rmt",  # TODO(helper D): gn_theory.explain once moved
+    "predict_outliers": "gn_theory.explain",
     # errors and warnings
     "GnTheoryError": "gn_theory.exceptions",
     "InvalidInputError": "gn_theory.exceptions",

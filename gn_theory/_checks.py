@@ -5,11 +5,12 @@ Tensor validators live in :mod:`gn_theory._checks_torch`.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
 
-from .exceptions import InvalidInputError
+from .exceptions import InvalidInputError, ShapeError
 
 __all__: list[str] = []
 
@@ -62,3 +63,107 @@ def check_seed(seed: Any) -> int:
     if not 0 <= int(seed) < 2**63:
         raise InvalidInputError(f"seed must be an integer in [0, 2**63); got {seed}")
     return int(seed)
+
+
+def check_positive_float(name: str, value: Any) -> float:
+    """Return ``value`` as float if it is a finite number > 0."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{name} must be a finite number > 0; got {value!r}") from exc
+    if not math.isfinite(v) or v <= 0:
+        raise InvalidInputError(f"{name} must be finite and > 0; got {value!r}")
+    return v
+
+
+def check_fraction(name: str, value: Any) -> float:
+    """Return ``value`` as float if it lies in [0, 1) (a mass or a relative tolerance)."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{name} must be a number in [0, 1); got {value!r}") from exc
+    if not 0.0 <= v < 1.0:
+        raise InvalidInputError(f"{name} must be in [0, 1); got {value!r}")
+    return v
+
+
+def check_real_array(
+    values: Any,
+    name: str,
+    *,
+    ndim: int | None = 1,
+    scalar: bool = False,
+    allow_empty: bool = False,
+    nonnegative: bool = False,
+) -> np.ndarray:
+    """Return ``values`` as a finite float64 array, saying what is wrong otherwise.
+
+    Parameters
+    ----------
+    values : array_like
+        Numbers (a torch tensor is read through ``.detach().cpu()``, without importing torch).
+    name : str
+        Used in the messages.
+    ndim : int or None, default 1
+        Required number of dimensions (None: any).
+    scalar : bool, default False
+        Accept a 0-d input: reshaped to (1,) when ``ndim == 1``, kept 0-d when ``ndim`` is None.
+    allow_empty : bool, default False
+        Accept an array with no entries.
+    nonnegative : bool, default False
+        Reject entries below ``-1e-10 * max|x|`` (eigenvalues of a PSD matrix) and clip the
+        round-off above that to 0.
+
+    Returns
+    -------
+    numpy.ndarray
+        A new float64 array.
+
+    Raises
+    ------
+    InvalidInputError
+        Not numbers, empty, non-finite or negative entries.
+    ShapeError
+        Wrong number of dimensions.
+    """
+    if isinstance(values, (str, bytes, dict)) or values is None:
+        raise InvalidInputError(f"{name} must be real numbers; got {values!r}")
+    if hasattr(values, "detach") and hasattr(values, "cpu"):  # a torch tensor, without torch
+        values = values.detach().cpu().double().numpy()
+    try:
+        arr = np.array(values, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{name} must be real numbers; got {values!r}") from exc
+    if arr.ndim == 0 and ndim is not None and ndim != 0:
+        if not scalar:
+            raise ShapeError(f"{name} must be {ndim}-d; got a scalar ({values!r})")
+        arr = arr.reshape((1,) * ndim)
+    if ndim is not None and arr.ndim != ndim:
+        raise ShapeError(f"{name} must be {ndim}-d; got shape {arr.shape}")
+    if arr.ndim == 0 and not scalar:
+        raise ShapeError(f"{name} must be an array; got a scalar ({values!r})")
+    if arr.size == 0 and not allow_empty:
+        raise InvalidInputError(f"{name} is empty")
+    bad = np.flatnonzero(~np.isfinite(arr.ravel()))
+    if bad.size:
+        raise InvalidInputError(
+            f"{name} holds {bad.size} non-finite value(s) (NaN or inf) at positions "
+            f"{bad[:10].tolist()}"
+        )
+    if nonnegative and arr.size:
+        tol = 1e-10 * max(1.0, float(np.max(np.abs(arr))))
+        neg = np.flatnonzero(arr.ravel() < -tol)
+        if neg.size:
+            raise InvalidInputError(
+                f"{name} must be >= 0 (eigenvalues of a PSD matrix); got "
+                f"{arr.ravel()[neg][:5].tolist()} at positions {neg[:10].tolist()}"
+            )
+        arr = np.clip(arr, 0.0, None)
+    return arr
+
+
+def check_rng(seed: Any) -> np.random.Generator:
+    """A numpy Generator: ``seed`` itself if it is one, else seeded by :func:`check_seed`."""
+    if isinstance(seed, np.random.Generator):
+        return seed
+    return np.random.default_rng(check_seed(seed))

@@ -15,8 +15,10 @@ Contents:
   :func:`empirical_stieltjes`);
 * fits with uncertainties and goodness of fit (:func:`fit_marchenko_pastur`,
   :func:`fit_spiked_model`);
-* predictions of the GGN's outliers from its class structure, with the
-  diagnostics that explain a failure (:func:`predict_outliers`);
+* the outlier predictors (:func:`iid_noise_outliers`, :func:`additive_outliers`,
+  :func:`bgn_outliers`, :func:`subspace_ritz`); :func:`predict_outliers`, which
+  compares them with the measured outliers of G, lives in :mod:`gn_theory.explain`
+  and is re-exported here;
 * scaling-law regressions (:func:`scaling_fit`);
 * simulators with known truth (:func:`sample_covariance_eigenvalues`, ...);
 * sympy derivations of the closed forms in :mod:`gn_theory.rmt.symbolic`
@@ -28,6 +30,8 @@ anywhere.
 """
 
 from __future__ import annotations
+
+import importlib
 
 from ._bbp import (
     BBPModel,
@@ -41,16 +45,14 @@ from ._bbp import (
     bgn_outlier,
     empirical_stieltjes,
 )
-from ._fit import MarchenkoPasturFit, SpikedModelFit, fit_marchenko_pastur, fit_spiked_model
+from ._fit import MarchenkoPasturFit, MarchenkoPasturOptions, fit_marchenko_pastur
 from ._mp import MarchenkoPastur, marchenko_pastur, mp_edges, mp_moment
-from ._predict import (
+from ._predictors import (
     OutlierFormula,
-    OutlierPrediction,
     RitzResult,
     additive_outliers,
     bgn_outliers,
     iid_noise_outliers,
-    predict_outliers,
     subspace_ritz,
 )
 from ._scaling import ScalingFit, scaling_fit
@@ -60,6 +62,7 @@ from ._simulate import (
     sample_covariance_eigenvalues,
     spiked_wigner_eigenvalues,
 )
+from ._spiked import SpikedModelFit, fit_spiked_model
 
 __all__ = [
     # Marchenko-Pastur law
@@ -81,9 +84,10 @@ __all__ = [
     # fits
     "fit_marchenko_pastur",
     "MarchenkoPasturFit",
+    "MarchenkoPasturOptions",
     "fit_spiked_model",
     "SpikedModelFit",
-    # outlier prediction from class structure
+    # outlier predictors (predict_outliers and OutlierPrediction live in gn_theory.explain)
     "predict_outliers",
     "OutlierPrediction",
     "OutlierFormula",
@@ -103,9 +107,18 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):  # the sympy module only when asked for
-    if name == "symbolic":
-        import importlib
+#: Names loaded on first use: the sympy module, and the outlier comparison of
+#: gn_theory.explain (which imports this package: a lazy re-export breaks the cycle).
+_LAZY = {
+    "symbolic": ("gn_theory.rmt.symbolic", None),
+    "predict_outliers": ("gn_theory.explain", "predict_outliers"),
+    "OutlierPrediction": ("gn_theory.explain", "OutlierPrediction"),
+}
 
-        return importlib.import_module(f"{__name__}.symbolic")
+
+def __getattr__(name: str):  # PEP 562
+    if name in _LAZY:
+        module_name, attr = _LAZY[name]
+        module = importlib.import_module(module_name)
+        return module if attr is None else getattr(module, attr)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

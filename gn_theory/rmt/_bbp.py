@@ -53,13 +53,17 @@ Torch-free.
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Literal, NamedTuple, get_args
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
 
 import numpy as np
 from scipy import optimize
 
+from .._checks import check_real_array
 from ..exceptions import InvalidInputError
-from ._mp import MarchenkoPastur, _check_ratio_scale
+from ..results import Result, Summary
+from ._common import BBPModel, UnpacksMixin, check_model, check_ratio_scale
+from ._mp import MarchenkoPastur
 
 __all__ = [
     "BBPModel",
@@ -74,41 +78,20 @@ __all__ = [
     "bgn_outlier",
 ]
 
-#: The spiked models with closed forms; see the module docstring for each one's parametrisation.
-BBPModel = Literal["multiplicative", "additive", "information_plus_noise", "wigner"]
-_MODELS: tuple[str, ...] = get_args(BBPModel)
-
-
 # ----------------------------------------------------------------------------- validation
-def _check_model(model: Any) -> str:
-    if model not in _MODELS:
-        raise InvalidInputError(
-            f"model must be one of {', '.join(repr(m) for m in _MODELS)}; got {model!r}"
-        )
-    return model
-
-
 def _params(ratio: Any, scale: Any, model: Any) -> tuple[str, float, float]:
     """Validate (model, ratio, scale); for Wigner ``ratio`` may be None (it is ignored)."""
-    model = _check_model(model)
+    model = check_model(model)
     if model == "wigner" and ratio is None:
-        _, s = _check_ratio_scale(1.0, scale)
+        _, s = check_ratio_scale(1.0, scale)
         return model, math.nan, s
-    g, s = _check_ratio_scale(ratio, scale)
+    g, s = check_ratio_scale(ratio, scale)
     return model, g, s
 
 
 def _as_array(values: Any, name: str) -> tuple[np.ndarray, bool]:
-    """Float array from ``values`` (finite), and whether the input was a scalar."""
-    if isinstance(values, (str, bytes)):
-        raise InvalidInputError(f"{name} must be real numbers; got {values!r}")
-    try:
-        arr = np.asarray(values, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{name} must be real numbers; got {values!r}") from exc
-    if not np.all(np.isfinite(arr)):
-        bad = arr[~np.isfinite(arr)] if arr.ndim else arr
-        raise InvalidInputError(f"{name} must be finite; got {np.ravel(bad)[:5].tolist()}")
+    """Finite float array of any shape from ``values``, and whether the input was a scalar."""
+    arr = check_real_array(values, name, ndim=None, scalar=True, allow_empty=True)
     return arr, arr.ndim == 0
 
 
@@ -584,15 +567,60 @@ def empirical_stieltjes(values: Any, weights: Any = None) -> EmpiricalStieltjes:
     return EmpiricalStieltjes(rows.ravel(), w.ravel())
 
 
-class BGNOutlier(NamedTuple):
-    """Result of :func:`bgn_outlier` (unpacks as ``outlier, overlap, above``)."""
+@dataclass(repr=False)
+class BGNOutlier(UnpacksMixin, Result):
+    """Result of :func:`bgn_outlier`: the predicted outlier of each spike.
 
-    #: predicted top eigenvalue (the upper edge where no outlier exists)
+    Unpacks as ``outlier, overlap, above`` (it was a named tuple).
+
+    Attributes
+    ----------
+    outlier : float or numpy.ndarray
+        Predicted top eigenvalue (the upper edge where no outlier exists); a float
+        for a scalar spike, else an array of the spikes' shape.
+    overlap : float or numpy.ndarray
+        Predicted squared overlap with the spike (0 where no outlier exists).
+    above : bool or numpy.ndarray
+        Whether the spike is above the threshold ``1 / G(b+)``.
+    threshold : float
+        ``1 / G(b+)`` (0 when ``G(b+)`` is infinite, as for a discrete bulk).
+    upper_edge : float
+        The edge ``b`` used.
+    settings : dict
+        The spikes and the kind of transform.
+    """
+
     outlier: Any
-    #: predicted squared overlap with the spike (0 where no outlier exists)
     overlap: Any
-    #: whether the spike is above the threshold ``1 / G(b+)``
     above: Any
+    threshold: float = math.nan
+    upper_edge: float = math.nan
+    settings: dict = field(default_factory=dict)
+
+    _unpacks = ("outlier", "overlap", "above")
+
+    def summary(self) -> Summary:
+        """One row per spike: the outlier, its overlap, and whether it separates.
+
+        Returns
+        -------
+        Summary
+        """
+        out, ov, ab = (np.atleast_1d(np.asarray(v)) for v in (self.outlier, self.overlap, self.above))
+        theta = np.atleast_1d(np.asarray(self.settings.get("theta", np.full(out.shape, np.nan))))
+        rows = [("edge b", f"{self.upper_edge:.6g}"), ("threshold 1/G(b+)", f"{self.threshold:.6g}")]
+        for j, (t, lam, o, a) in enumerate(zip(theta.ravel(), out.ravel(), ov.ravel(), ab.ravel()), 1):
+            rows.append((f"spike {j}", f"theta {t:.6g} -> {lam:.6g}, overlap^2 {o:.3f}"
+                         + ("" if a else " (at or below threshold: no outlier)")))
+        notes = [
+            "Benaych-Georges & Nadakuditi: the outlier solves G(lambda) = 1/theta right of the "
+            "edge; overlap^2 = -1/(theta^2 G'(lambda)). Assumes the spike is in generic position "
+            "with respect to the bulk's eigenvectors."
+        ]
+        return Summary("Outliers by the Benaych-Georges & Nadakuditi rule", rows, notes)
+
+    def __repr__(self) -> str:
+        return f"BGNOutlier(outlier={self.outlier!r}, overlap={self.overlap!r}, above={self.above!r})"
 
 
 def _mp_real_stieltjes(mp: MarchenkoPastur) -> tuple[Callable, Callable]:
@@ -700,8 +728,8 @@ def bgn_outlier(theta: Any, stieltjes: Any, *, upper_edge: float | None = None) 
     Returns
     -------
     BGNOutlier
-        Named tuple ``(outlier, overlap, above)``; floats for scalar ``theta``,
-        arrays otherwise.
+        ``outlier``, ``overlap`` and ``above``: floats for scalar ``theta``,
+        arrays otherwise; with the ``threshold`` and ``upper_edge`` used.
 
     Raises
     ------
@@ -770,6 +798,8 @@ def bgn_outlier(theta: Any, stieltjes: Any, *, upper_edge: float | None = None) 
         d = dG(lam)
         out_flat[i] = lam
         ov_flat[i] = min(1.0, max(0.0, -1.0 / (current**2 * d))) if d < 0 else 0.0
+    settings = {"theta": th.tolist(), "stieltjes": type(stieltjes).__name__}
     if scalar:
-        return BGNOutlier(float(outlier), float(overlap), bool(above))
-    return BGNOutlier(outlier, overlap, above)
+        return BGNOutlier(float(outlier), float(overlap), bool(above), float(threshold), edge,
+                          settings)
+    return BGNOutlier(outlier, overlap, above, float(threshold), edge, settings)

@@ -30,53 +30,51 @@ raises with the reason): the support depends on the parameters, so the
 likelihood is not regular (one point beyond the fitted edge gives
 ``-inf``; THEORY.md 4.5 step 6).
 
-:func:`fit_spiked_model` fits the bulk this way, takes the eigenvalues above
-it as outliers and inverts the BBP formulas (:func:`~gn_theory.rmt.bbp_spike`)
-for the spike strengths.
+Standard errors and intervals come from the parametric bootstrap of
+:mod:`gn_theory.rmt._bootstrap`; :func:`~gn_theory.rmt.fit_spiked_model`
+(:mod:`gn_theory.rmt._spiked`) fits the bulk this way and inverts the BBP
+formulas for the outliers.
 
-Torch-free: a :class:`~gn_theory.spectra.SpectralDensity` is duck-typed on
-its ``nodes``/``weights``.
+Torch-free: the input is read by :func:`gn_theory.results.spectra.spectral_measure`
+(an array, a :class:`~gn_theory.results.Spectrum` or a
+:class:`~gn_theory.results.SpectralDensity`, or anything with ``nodes`` and
+``weights``).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from dataclasses import dataclass, field, fields
-from typing import Any, Literal, NamedTuple
+from dataclasses import dataclass, field
+from typing import Any, Literal, NamedTuple, TypedDict
 
 import numpy as np
 from scipy import optimize, stats
 
+from .._checks import check_alpha, check_choice, check_fraction, check_nonneg_int, check_seed
 from .._format import fmt_values
-from ..results import Summary
 from ..exceptions import ConvergenceWarning, InvalidInputError
-from ..results import Result
-from ._bbp import _MODELS, bbp_outlier, bbp_overlap, bbp_spike, bbp_threshold
-from ._mp import MarchenkoPastur, _cdf_cont1, _check_ratio_scale, _ppf_cont1
-from ._scaling import _check_alpha
+from ..results import Result, Summary
+from ..results.spectra import spectral_measure
+from ._bootstrap import (
+    BOOTSTRAP_KINDS,
+    BootstrapKind,
+    basic_interval,
+    bootstrap_replicates,
+    check_wishart_size,
+)
+from ._common import EDGE_FACTOR, MIN_BULK, FitResultMixin, check_ratio_scale
+from ._mp import MarchenkoPastur, standard_cdf
 
-__all__ = [
-    "fit_marchenko_pastur",
-    "MarchenkoPasturFit",
-    "fit_spiked_model",
-    "SpikedModelFit",
-]
+__all__ = ["fit_marchenko_pastur", "MarchenkoPasturFit", "MarchenkoPasturOptions"]
 
 FitMethod = Literal["moments", "ks", "mle"]
-BootstrapKind = Literal["iid", "wishart"]
 
-#: Eigenvalues above this multiple of the fitted upper edge are outliers (THEORY.md 4.5 step 8).
-EDGE_FACTOR = 1.05
-#: Fewest nonzero bulk eigenvalues a fit accepts (more than the two parameters).
-MIN_BULK = 3
 _MAX_TRIM_ROUNDS = 50
 _METHODS = ("moments", "ks")
 #: Default bootstrap replicates per method (a KS refit costs a Nelder-Mead run).
 DEFAULT_BOOTSTRAP = {"moments": 200, "ks": 50}
 _MIN_RATIO = 1e-8
-#: Largest matrix dimension the Wishart bootstrap simulates.
-_MAX_WISHART = 4000
 #: Relative precision of the KS refits inside the bootstrap (far below the standard errors).
 _BOOT_XATOL = 1e-3
 
@@ -90,78 +88,31 @@ _MLE_REASON = (
 )
 
 
+class MarchenkoPasturOptions(TypedDict, total=False):
+    """The options of :func:`fit_marchenko_pastur`, as one keyword set.
+
+    :func:`~gn_theory.rmt.fit_spiked_model` takes them as ``**options`` (all but
+    ``exclude_outliers``, which its ``num_outliers`` sets); their meaning and
+    defaults are those of :func:`fit_marchenko_pastur`.
+    """
+
+    ratio: float | None
+    method: FitMethod
+    exclude_outliers: Literal["auto"] | bool | int | float
+    zero_tol: float
+    atom: float | None
+    num_bootstrap: int | None
+    bootstrap: BootstrapKind
+    alpha: float
+    seed: int | None
+    maxiter: int | None
+
+
 # ============================================================================= validation
 def _check_method(method: Any) -> str:
     if method == "mle":
         raise InvalidInputError(_MLE_REASON)
-    if method not in _METHODS:
-        raise InvalidInputError(
-            f"method must be one of {', '.join(repr(m) for m in _METHODS)}; got {method!r}"
-        )
-    return str(method)
-
-
-def _check_nonneg_int(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise InvalidInputError(f"{name} must be an integer >= 0; got {value!r}")
-    return int(value)
-
-
-def _finite_array(values: Any, name: str) -> np.ndarray:
-    if isinstance(values, (str, bytes)):
-        raise InvalidInputError(f"{name} must be real numbers; got {values!r}")
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(
-            f"{name} must be a 1-d array of real numbers or a SpectralDensity; "
-            f"got {type(values).__name__}"
-        ) from exc
-    if arr.size == 0:
-        raise InvalidInputError(f"{name} is empty: nothing to fit")
-    bad = np.flatnonzero(~np.isfinite(arr.ravel()))
-    if bad.size:
-        raise InvalidInputError(
-            f"{name} holds {bad.size} non-finite value(s) (NaN or inf) at flat positions "
-            f"{bad[:10].tolist()}; a spectrum with NaN/inf is broken upstream, fix it first"
-        )
-    return arr
-
-
-class _Measure(NamedTuple):
-    """Values, their masses (summing to one), the nominal count, and whether weighted."""
-
-    x: np.ndarray
-    w: np.ndarray
-    n_total: int
-    weighted: bool
-
-
-def _as_measure(eigenvalues: Any) -> _Measure:
-    """A 1-d array (equal masses) or anything with ``nodes``/``weights`` (an SLQ density)."""
-    if hasattr(eigenvalues, "nodes") and hasattr(eigenvalues, "weights"):
-        nodes = _finite_array(eigenvalues.nodes, "nodes")
-        weights = _finite_array(eigenvalues.weights, "weights")
-        if nodes.shape != weights.shape:
-            raise InvalidInputError(
-                f"nodes and weights must have the same shape; got {nodes.shape} and "
-                f"{weights.shape}"
-            )
-        if np.any(weights < 0):
-            raise InvalidInputError("weights must be >= 0 (quadrature masses)")
-        total = float(weights.sum())
-        if total <= 0:
-            raise InvalidInputError("weights sum to 0: the density holds no mass")
-        x, w = nodes.ravel(), weights.ravel() / total
-        keep = w > 0
-        n_total = int(getattr(eigenvalues, "num_params", 0) or keep.sum())
-        return _Measure(x[keep].copy(), w[keep].copy(), n_total, True)
-    arr = _finite_array(eigenvalues, "eigenvalues")
-    if arr.ndim != 1:
-        raise InvalidInputError(
-            f"eigenvalues must be 1-d (one spectrum); got shape {arr.shape}"
-        )
-    return _Measure(arr.copy(), np.full(arr.size, 1.0 / arr.size), arr.size, False)
+    return check_choice("method", method, _METHODS)
 
 
 # ============================================================================= estimators
@@ -194,7 +145,7 @@ def _moments(xb: np.ndarray, wb: np.ndarray, zero_mass: float, ratio: float | No
 def _ks_distance(xs: np.ndarray, cw: np.ndarray, cw_prev: np.ndarray, scale: float,
                  ratio: float) -> float:
     """sup |F_emp - F| for sorted nonzero values against the renormalised continuous part."""
-    F = _cdf_cont1(xs / scale, ratio)
+    F = standard_cdf(xs / scale, ratio)
     return float(max(np.max(cw - F), np.max(F - cw_prev)))
 
 
@@ -265,7 +216,7 @@ def _outlier_rule(exclude: Any) -> tuple[str, Any]:
     if exclude is False or exclude is None:
         return "none", None
     if isinstance(exclude, (int, np.integer)):
-        return "top", _check_nonneg_int("exclude_outliers", exclude)
+        return "top", check_nonneg_int("exclude_outliers", exclude)
     if isinstance(exclude, (float, np.floating)):
         if not math.isfinite(exclude) or exclude <= 0:
             raise InvalidInputError(
@@ -292,20 +243,8 @@ def _top_mask(x: np.ndarray, w: np.ndarray, candidates: np.ndarray, k: int,
 
 
 # ============================================================================= results
-def _basic_ci(reps: np.ndarray, alpha: float, params: np.ndarray) -> np.ndarray:
-    """Basic (reverse-percentile) bootstrap interval ``[2 p - q_hi, 2 p - q_lo]``, floored at 0.
-
-    Unlike the plain percentile interval it does not double the estimator's
-    bias (the moments ratio is biased by about ``+1/n`` at finite size).
-    """
-    if reps.shape[0] < 2:
-        return np.full((params.size, 2), np.nan)
-    lo, hi = np.quantile(reps, [alpha / 2.0, 1.0 - alpha / 2.0], axis=0)
-    return np.clip(np.column_stack([2.0 * params - hi, 2.0 * params - lo]), 0.0, None)
-
-
 @dataclass(repr=False)
-class MarchenkoPasturFit(Result):
+class MarchenkoPasturFit(FitResultMixin, Result):
     r"""A Marchenko-Pastur law fitted to a spectrum, statsmodels style.
 
     Built by :func:`fit_marchenko_pastur`.
@@ -370,10 +309,10 @@ class MarchenkoPasturFit(Result):
         True when fitted to a quadrature density (nodes and weights).
     num_bootstrap : int
         Replicates drawn.
-    seed : int or None
-        Bootstrap seed.
-    metadata : dict
-        Free-form.
+    seed : int
+        Bootstrap seed (drawn from fresh entropy and recorded when None was passed).
+    settings : dict
+        The options of :func:`fit_marchenko_pastur` that produced the fit.
     """
 
     params: np.ndarray
@@ -405,12 +344,9 @@ class MarchenkoPasturFit(Result):
     weighted: bool = False
     num_bootstrap: int = 0
     seed: int | None = None
-    metadata: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
 
     param_names = ("scale", "ratio")
-    #: array fields, for rebuilding from a dict (see :class:`SpikedModelFit`)
-    _ARRAY_SHAPES = {"params": (2,), "bse": (2,), "bootstrap_params": (-1, 2), "data": (-1,),
-                     "data_weights": (-1,), "outliers": (-1,)}
 
     # -- parameters ------------------------------------------------------------------
     @property
@@ -456,9 +392,7 @@ class MarchenkoPasturFit(Result):
         InvalidInputError
             ``alpha`` outside (0, 1).
         """
-        a = self.alpha if alpha is None else _check_alpha(alpha)
-        return _basic_ci(np.asarray(self.bootstrap_params, float).reshape(-1, 2), a,
-                         np.asarray(self.params, float))
+        return basic_interval(self.bootstrap_params, self._level(alpha), self.params)
 
     # -- the fitted law ----------------------------------------------------------------
     def distribution(self, *, nonzero: bool = False) -> MarchenkoPastur:
@@ -603,18 +537,15 @@ class MarchenkoPasturFit(Result):
         -------
         Summary
         """
-        a = self.alpha if alpha is None else _check_alpha(alpha)
-        ci = self.conf_int(a)
-        pct = f"{100 * (1 - a):g}% CI"
-        ratio_row = (
-            f"{self.ratio:.6g} +- {self.bse[1]:.3g} (se)   {pct} [{ci[1, 0]:.6g}, {ci[1, 1]:.6g}]"
-            if self.ratio_source == "fitted" else f"{self.ratio:.6g} (fixed: {self.ratio_source})"
-        )
+        fitted = self.ratio_source == "fitted"
         rows = [
             ("method", f"{self.method}" + ("" if self.converged else "   (NOT CONVERGED)")),
-            ("scale sigma^2", f"{self.scale:.6g} +- {self.bse[0]:.3g} (se)   "
-                              f"{pct} [{ci[0, 0]:.6g}, {ci[0, 1]:.6g}]"),
-            ("ratio gamma", ratio_row),
+            *self._estimate_rows({0: "scale sigma^2", 1: "ratio gamma"} if fitted
+                                 else {0: "scale sigma^2"}, alpha),
+        ]
+        if not fitted:
+            rows.append(("ratio gamma", f"{self.ratio:.6g} (fixed: {self.ratio_source})"))
+        rows += [
             ("bulk edges", f"[{self.lower_edge:.6g}, {self.upper_edge:.6g}]"),
             ("counts", f"total {self.n_total}, bulk {self.n_bulk}, zero {self.n_zero}, "
                        f"negative {self.n_negative}, outliers {self.n_outliers}"),
@@ -634,64 +565,6 @@ class MarchenkoPasturFit(Result):
             f"ratio={self.ratio:.6g}, n_bulk={self.n_bulk}, n_outliers={self.n_outliers}, "
             f"ks={self.ks_statistic:.3g}{flag})"
         )
-
-    # -- rebuilding from a plain dict (nested inside SpikedModelFit) -----------------------
-    @classmethod
-    def _from_dict(cls, d: dict[str, Any]) -> MarchenkoPasturFit:
-        kw = {f.name: d[f.name] for f in fields(cls) if f.name in d}
-        for name, shape in cls._ARRAY_SHAPES.items():
-            kw[name] = np.asarray(kw[name], dtype=np.float64).reshape(shape)
-        return cls(**kw)
-
-
-# ============================================================================= bootstrap
-def _quantile_table(ratio: float) -> tuple[np.ndarray, np.ndarray]:
-    """Quantile function of the renormalised continuous part of MP(ratio, 1), tabulated.
-
-    The table is exact (:func:`~gn_theory.rmt._mp._ppf_cont1`) at 4097 Chebyshev
-    points, dense at both edges where the quantile function has infinite slope;
-    linear interpolation between them is accurate to far below the sampling noise.
-    """
-    q = 0.5 * (1.0 - np.cos(np.linspace(0.0, np.pi, 4097)))
-    return q, _ppf_cont1(q, np.full_like(q, ratio))
-
-
-def _bootstrap(est: _Estimate, method: str, kind: str, n_bulk: int, n_zero: int,
-               ratio: float | None, num: int, rng: np.random.Generator,
-               maxiter: int | None) -> np.ndarray:
-    """Refitted ``[scale, ratio]`` on ``num`` samples drawn from the fitted law."""
-    out = np.empty((num, 2))
-    if num == 0:
-        return out
-    if kind == "iid" and ratio is None:
-        # Draw from the whole fitted law: its atom sets the zero count of a replicate. (Holding
-        # the observed zero count instead is inconsistent when the fitted atom differs from it:
-        # the nonzero part of MP(g, s) is that of MP(1/g, g s), so zero-free replicates of a law
-        # with g > 1 refit to 1/g.)
-        total = n_bulk + n_zero
-        n_zero = int(round(max(0.0, 1.0 - 1.0 / est.ratio) * total))
-        n_bulk = total - n_zero
-    n_bulk = max(n_bulk, MIN_BULK)
-    if kind == "iid":
-        q, tab = _quantile_table(est.ratio)
-        draws = np.interp(rng.uniform(size=(num, n_bulk)), q, tab) * est.scale
-        wb = np.full(n_bulk, 1.0 / (n_bulk + n_zero))
-        zero_mass = n_zero / (n_bulk + n_zero)
-        for b in range(num):
-            e = _estimate(method, draws[b], wb, zero_mass, ratio, maxiter, _BOOT_XATOL)
-            out[b] = e.scale, e.ratio
-        return out
-    from ._simulate import sample_covariance_eigenvalues
-
-    p = n_bulk + n_zero
-    n = max(1, round(p / est.ratio))
-    for b in range(num):
-        ev = sample_covariance_eigenvalues(p, n, est.scale, seed=rng)
-        nz = ev > 1e-9 * ev.max()
-        wb = np.full(int(nz.sum()), 1.0 / p)
-        e = _estimate(method, ev[nz], wb, 1.0 - wb.sum(), ratio, maxiter, _BOOT_XATOL)
-        out[b] = e.scale, e.ratio
-    return out
 
 
 # ============================================================================= the fit
@@ -713,9 +586,9 @@ def fit_marchenko_pastur(
 
     Parameters
     ----------
-    eigenvalues : array_like or SpectralDensity
-        A 1-d array of eigenvalues (all of them, zeros and outliers included),
-        or a spectral density with ``nodes`` and ``weights`` of one shape
+    eigenvalues : array_like, Spectrum or SpectralDensity
+        A 1-d array (or a :class:`~gn_theory.results.Spectrum`) of eigenvalues
+        in any order (all of them, zeros and outliers included), or a spectral density with ``nodes`` and ``weights`` of one shape
         (e.g. :func:`gn_theory.spectra.slq`), fitted as the weighted
         quadrature measure: moments are weighted sums and the KS distance is
         taken between its weighted CDF and the MP CDF (no histogram).
@@ -754,7 +627,7 @@ def fit_marchenko_pastur(
     alpha : float, default 0.05
         Default level of the intervals.
     seed : int or None, default 0
-        Bootstrap seed.
+        Bootstrap seed (None: fresh entropy, recorded in the result).
     maxiter : int, optional
         Iteration cap of Nelder-Mead (``method="ks"``); scipy's default if None.
 
@@ -804,7 +677,7 @@ def fit_marchenko_pastur(
 
     Examples
     --------
-    >>> from gn_theory.rmt._simulate import sample_covariance_eigenvalues
+    >>> from gn_theory.rmt import sample_covariance_eigenvalues
     >>> eigs = sample_covariance_eigenvalues(600, 1500, 2.3, spikes=[9.0, 4.0], seed=0)
     >>> fit = fit_marchenko_pastur(eigs)
     >>> round(fit.scale, 1), round(fit.ratio, 1), fit.n_outliers
@@ -814,32 +687,28 @@ def fit_marchenko_pastur(
     """
     method = _check_method(method)
     rule, rule_value = _outlier_rule(exclude_outliers)
-    try:
-        ztol = float(zero_tol)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"zero_tol must be a number in [0, 1); got {zero_tol!r}") from exc
-    if not 0.0 <= ztol < 1.0:
-        raise InvalidInputError(f"zero_tol must be in [0, 1); got {zero_tol!r}")
+    ztol = check_fraction("zero_tol", zero_tol)
     if num_bootstrap is None:
         num_bootstrap = DEFAULT_BOOTSTRAP[method]
-    num_bootstrap = _check_nonneg_int("num_bootstrap", num_bootstrap)
-    if bootstrap not in ("iid", "wishart"):
-        raise InvalidInputError(f"bootstrap must be 'iid' or 'wishart'; got {bootstrap!r}")
-    a = _check_alpha(alpha)
+    num_bootstrap = check_nonneg_int("num_bootstrap", num_bootstrap)
+    bootstrap = check_choice("bootstrap", bootstrap, BOOTSTRAP_KINDS)
+    a = check_alpha(alpha)
     if maxiter is not None:
-        _check_nonneg_int("maxiter", maxiter)
+        maxiter = check_nonneg_int("maxiter", maxiter)
     if ratio is not None:
-        ratio, _ = _check_ratio_scale(ratio, 1.0)
+        ratio, _ = check_ratio_scale(ratio, 1.0)
     if atom is not None:
-        try:
-            atom = float(atom)
-        except (TypeError, ValueError) as exc:
-            raise InvalidInputError(f"atom must be a number in [0, 1); got {atom!r}") from exc
-        if not 0.0 <= atom < 1.0:
-            raise InvalidInputError(f"atom (a mass at zero) must be in [0, 1); got {atom!r}")
+        atom = check_fraction("atom (a mass at zero)", atom)
+    seed = check_seed(seed)
+    settings = {
+        "ratio": ratio, "method": method,
+        "exclude_outliers": {"auto": "auto", "none": False}.get(rule, rule_value),
+        "zero_tol": ztol, "atom": atom, "num_bootstrap": num_bootstrap, "bootstrap": bootstrap,
+        "alpha": a, "seed": seed, "maxiter": maxiter,
+    }
 
-    m = _as_measure(eigenvalues)
-    x, w = m.x, m.w
+    m = spectral_measure(eigenvalues, name="eigenvalues")
+    x, w = m.values, m.weights
     xmax = float(np.max(np.abs(x)))
     if xmax == 0.0:
         raise InvalidInputError("every eigenvalue is zero: there is no bulk to fit")
@@ -859,7 +728,7 @@ def fit_marchenko_pastur(
     zero_mass = float(w[zero].sum())
 
     def count(mask: np.ndarray) -> int:
-        return int(round(float(w[mask].sum()) * m.n_total)) if m.weighted else int(mask.sum())
+        return int(round(float(w[mask].sum()) * m.num_params)) if m.weighted else int(mask.sum())
 
     def fit_on(keep: np.ndarray, how: str, start: _Estimate | None = None) -> _Estimate:
         if int(keep.sum()) < MIN_BULK:
@@ -887,7 +756,7 @@ def fit_marchenko_pastur(
     messages: list[str] = []
     iterations = 1
     if rule == "top":
-        keep &= ~_top_mask(x, w, pos, rule_value, m.n_total)
+        keep &= ~_top_mask(x, w, pos, rule_value, m.num_params)
     elif rule == "above":
         keep &= x <= rule_value
     if rule != "auto":
@@ -931,16 +800,18 @@ def fit_marchenko_pastur(
     third = m3 / law_nz.moment(3)
 
     # -- bootstrap ------------------------------------------------------------------------
-    if bootstrap == "wishart" and num_bootstrap and count(keep) + count(zero) > _MAX_WISHART:
-        raise InvalidInputError(
-            f"bootstrap='wishart' simulates {count(keep) + count(zero)} x "
-            f"{count(keep) + count(zero)} covariance matrices per replicate; above "
-            f"{_MAX_WISHART} that is too slow: use bootstrap='iid' (conservative) or "
-            "num_bootstrap=0"
-        )
-    rng = np.random.default_rng(seed)
-    reps = _bootstrap(est, method, bootstrap, count(keep), count(zero), ratio, num_bootstrap,
-                      rng, maxiter)
+    if bootstrap == "wishart" and num_bootstrap:
+        check_wishart_size(count(keep) + count(zero))
+
+    def refit(values: np.ndarray, masses: np.ndarray, zero_mass: float) -> tuple[float, float]:
+        e = _estimate(method, values, masses, zero_mass, ratio, maxiter, _BOOT_XATOL)
+        return e.scale, e.ratio
+
+    reps = bootstrap_replicates(
+        bootstrap, est.scale, est.ratio, n_bulk=count(keep), n_zero=count(zero),
+        zeros_from_atom=ratio is None, num=num_bootstrap, rng=np.random.default_rng(seed),
+        refit=refit,
+    )
     bse = reps.std(axis=0, ddof=1) if num_bootstrap >= 2 else np.full(2, np.nan)
     if ratio is not None and num_bootstrap >= 2:
         bse[1] = 0.0  # fixed, not estimated (the std of equal numbers can round to 1e-17)
@@ -962,7 +833,7 @@ def fit_marchenko_pastur(
         data=xb.copy(),
         data_weights=wb.copy(),
         outliers=outl,
-        n_total=int(m.n_total),
+        n_total=int(m.num_params),
         n_zero=count(zero),
         n_negative=count(neg),
         n_outliers=count(pos & ~keep),
@@ -980,250 +851,6 @@ def fit_marchenko_pastur(
         message=message,
         weighted=m.weighted,
         num_bootstrap=num_bootstrap,
-        seed=seed if seed is None else int(seed),
-    )
-
-
-# ============================================================================= spiked model
-_BULK_MODELS = tuple(m for m in _MODELS if m != "wigner")
-
-
-@dataclass(repr=False)
-class SpikedModelFit(Result):
-    r"""A spiked random-matrix model fitted to a spectrum: MP bulk plus BBP outliers.
-
-    Built by :func:`fit_spiked_model`.
-
-    Attributes
-    ----------
-    bulk : MarchenkoPasturFit
-        The fit of the bulk (saved with this result).
-    model : str
-        The spiked model (``"multiplicative"``, ``"additive"`` or
-        ``"information_plus_noise"``; parametrisations in
-        :func:`~gn_theory.rmt.bbp_outlier`).
-    outliers : numpy.ndarray
-        Observed outlier eigenvalues, descending.
-    spikes : numpy.ndarray
-        Implied spike strengths theta (:func:`~gn_theory.rmt.bbp_spike` at the
-        fitted ratio and scale); NaN for outliers not separated from the bulk.
-    spikes_bse : numpy.ndarray
-        Standard errors of :attr:`spikes` propagated from the bulk bootstrap
-        (the bulk parameters' uncertainty only; NaN without bootstrap).
-    above_threshold : numpy.ndarray
-        Bool: the outlier lies above ``separation`` and so identifies a spike
-        above the BBP threshold.
-    overlaps : numpy.ndarray
-        Predicted squared overlaps of the outlier eigenvectors with the spike
-        directions (:func:`~gn_theory.rmt.bbp_overlap`); NaN where flagged.
-    threshold : float
-        BBP threshold of the fitted bulk, in the model's parametrisation.
-    separation : float
-        ``1.05 x`` the fitted upper edge: outliers at or below it cannot be told
-        from the bulk's own top eigenvalues (Tracy-Widom fluctuations) and get
-        no spike.
-    metadata : dict
-        Free-form.
-    """
-
-    bulk: MarchenkoPasturFit
-    model: str
-    outliers: np.ndarray
-    spikes: np.ndarray
-    spikes_bse: np.ndarray
-    above_threshold: np.ndarray
-    overlaps: np.ndarray
-    threshold: float
-    separation: float
-    metadata: dict = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if isinstance(self.bulk, dict):  # loaded from JSON
-            self.bulk = MarchenkoPasturFit._from_dict(self.bulk)
-
-    # the nested bulk fit is saved as a dict inside the JSON (arrays as lists, exact for float64)
-    def _split_fields(self) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-        arrays, other = super()._split_fields()
-        other["bulk"] = self.bulk.to_dict()
-        return arrays, other
-
-    @property
-    def num_spikes(self) -> int:
-        """Number of outliers identified as spikes above the BBP threshold."""
-        return int(np.sum(self.above_threshold))
-
-    def predict(self, theta: Any = None) -> np.ndarray:
-        """Outlier locations predicted from spike strengths (:func:`~gn_theory.rmt.bbp_outlier`).
-
-        Parameters
-        ----------
-        theta : array_like, optional
-            Spike strengths; default :attr:`spikes`, so that ``predict()``
-            returns the observed outliers back (NaN where flagged).
-
-        Returns
-        -------
-        numpy.ndarray
-
-        Raises
-        ------
-        InvalidInputError
-            ``theta`` outside the model's domain.
-        """
-        th = np.atleast_1d(np.asarray(self.spikes if theta is None else theta, dtype=float))
-        out = np.full(th.shape, np.nan)
-        ok = np.isfinite(th)
-        out[ok] = bbp_outlier(th[ok], self.bulk.ratio, self.bulk.scale, model=self.model)
-        return out
-
-    def summary(self, alpha: float | None = None) -> Summary:
-        """The bulk fit and one row per outlier, with numbered notes.
-
-        Parameters
-        ----------
-        alpha : float, optional
-            Level of the bulk intervals (default the bulk's).
-
-        Returns
-        -------
-        Summary
-        """
-        base = self.bulk.summary(alpha)
-        rows = [("spiked model", self.model)] + base.rows[:4] + [
-            ("BBP threshold", f"{self.threshold:.6g}"),
-            ("separation", f"{self.separation:.6g} ({EDGE_FACTOR:g} x upper edge)"),
-        ]
-        for k, (lam, th, se, ov) in enumerate(
-            zip(self.outliers, self.spikes, self.spikes_bse, self.overlaps), 1
-        ):
-            rows.append((
-                f"outlier {k}",
-                f"{lam:.6g} -> theta {th:.5g} +- {se:.2g}, overlap^2 {ov:.3f}"
-                if np.isfinite(th) else f"{lam:.6g}: not separated from the bulk (no spike)",
-            ))
-        notes = list(base.notes)
-        notes.append(
-            f"Spikes are {self.model} strengths from the limiting BBP formulas at the fitted "
-            "ratio and scale; their standard errors carry the bulk's uncertainty only, not the "
-            "outlier's own O(n^-1/2) fluctuation."
-        )
-        flagged = int(np.sum(~self.above_threshold))
-        if flagged:
-            notes.append(
-                f"{flagged} outlier(s) lie at or below {self.separation:.6g}: any spike there is "
-                "at or near the BBP threshold and is not identifiable (theta = NaN)."
-            )
-        return Summary("Spiked model fit (MP bulk + BBP outliers)", rows, notes)
-
-    def __repr__(self) -> str:
-        return (
-            f"SpikedModelFit(model={self.model!r}, scale={self.bulk.scale:.6g}, "
-            f"ratio={self.bulk.ratio:.6g}, spikes={np.round(self.spikes, 4).tolist()})"
-        )
-
-
-def fit_spiked_model(
-    eigenvalues: Any,
-    *,
-    ratio: float | None = None,
-    num_outliers: Literal["auto"] | int = "auto",
-    model: Literal["multiplicative", "additive", "information_plus_noise"] = "multiplicative",
-    method: FitMethod = "moments",
-    zero_tol: float = 1e-6,
-    atom: float | None = None,
-    num_bootstrap: int | None = None,
-    bootstrap: BootstrapKind = "iid",
-    alpha: float = 0.05,
-    seed: int | None = 0,
-    maxiter: int | None = None,
-) -> SpikedModelFit:
-    r"""Fit an MP bulk with BBP outliers and infer the spike strengths.
-
-    The bulk is fitted by :func:`fit_marchenko_pastur` (outliers excluded);
-    each outlier is inverted with :func:`~gn_theory.rmt.bbp_spike` at the
-    fitted ``(ratio, scale)``, and :func:`~gn_theory.rmt.bbp_overlap` gives the
-    predicted eigenvector overlap.
-
-    Parameters
-    ----------
-    eigenvalues : array_like or SpectralDensity
-        The whole spectrum, as for :func:`fit_marchenko_pastur`.
-    ratio : float, optional
-        gamma = p / n if known (``c = n / m`` for information-plus-noise).
-    num_outliers : "auto" or int, default "auto"
-        ``"auto"``: the eigenvalues above ``1.05 x`` the fitted upper edge
-        (iterated); an int ``k``: the top ``k`` (those not above
-        ``1.05 x`` the edge are flagged, not inverted).
-    model : {"multiplicative", "additive", "information_plus_noise"}
-        The spiked model (its spike parametrisation: :func:`~gn_theory.rmt.bbp_outlier`).
-        The Wigner model has no MP bulk and is not accepted.
-    method, zero_tol, atom, num_bootstrap, bootstrap, alpha, seed, maxiter
-        Passed to :func:`fit_marchenko_pastur`.
-
-    Returns
-    -------
-    SpikedModelFit
-
-    Raises
-    ------
-    InvalidInputError
-        Unknown or Wigner ``model``, bad ``num_outliers``, or anything
-        :func:`fit_marchenko_pastur` rejects.
-
-    Warns
-    -----
-    ConvergenceWarning
-        From the bulk fit.
-
-    Examples
-    --------
-    >>> from gn_theory.rmt._simulate import sample_covariance_eigenvalues
-    >>> eigs = sample_covariance_eigenvalues(600, 1500, 2.3, spikes=[9.0, 4.0, 0.3], seed=0)
-    >>> fit = fit_spiked_model(eigs)
-    >>> fit.spikes.round(0), fit.above_threshold
-    (array([9., 4.]), array([ True,  True]))
-    >>> bool(abs(fit.predict()[0] / fit.outliers[0] - 1) < 1e-9)
-    True
-    """
-    if model not in _BULK_MODELS:
-        raise InvalidInputError(
-            f"model must be one of {', '.join(repr(m) for m in _BULK_MODELS)} (a bulk that is "
-            f"Marchenko-Pastur; 'wigner' has a semicircle bulk); got {model!r}"
-        )
-    if num_outliers == "auto":
-        exclude: Any = "auto"
-    elif isinstance(num_outliers, (int, np.integer)) and not isinstance(num_outliers, bool):
-        exclude = _check_nonneg_int("num_outliers", num_outliers)
-    else:
-        raise InvalidInputError(f"num_outliers must be 'auto' or an int >= 0; got {num_outliers!r}")
-    bulk = fit_marchenko_pastur(
-        eigenvalues, ratio=ratio, method=method, exclude_outliers=exclude, zero_tol=zero_tol,
-        atom=atom, num_bootstrap=num_bootstrap, bootstrap=bootstrap, alpha=alpha, seed=seed,
-        maxiter=maxiter,
-    )
-    g, s = bulk.ratio, bulk.scale
-    sep = EDGE_FACTOR * bulk.upper_edge
-    out = np.asarray(bulk.outliers, dtype=float)
-    above = out > sep
-    theta = np.full(out.shape, np.nan)
-    overlap = np.full(out.shape, np.nan)
-    theta_se = np.full(out.shape, np.nan)
-    if above.any():
-        theta[above] = bbp_spike(out[above], g, s, model=model)
-        overlap[above] = bbp_overlap(theta[above], g, s, model=model)
-        reps = np.asarray(bulk.bootstrap_params).reshape(-1, 2)
-        if reps.shape[0] >= 2:
-            th_b = np.array([bbp_spike(out[above], rg, rs, model=model, below="threshold")
-                             for rs, rg in reps])
-            theta_se[above] = th_b.std(axis=0, ddof=1)
-    return SpikedModelFit(
-        bulk=bulk,
-        model=str(model),
-        outliers=out.copy(),
-        spikes=theta,
-        spikes_bse=theta_se,
-        above_threshold=above,
-        overlaps=overlap,
-        threshold=float(bbp_threshold(g, s, model=model)),
-        separation=float(sep),
+        seed=seed,
+        settings=settings,
     )

@@ -34,27 +34,9 @@ import numpy as np
 from scipy import stats
 
 from ..exceptions import InvalidInputError
+from ._common import check_ratio_scale
 
 __all__ = ["MarchenkoPastur", "marchenko_pastur", "mp_edges", "mp_moment"]
-
-
-def _check_ratio_scale(ratio: Any, scale: Any) -> tuple[float, float]:
-    try:
-        g = float(ratio)
-        s = float(scale)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(
-            f"ratio and scale must be real numbers, got ratio={ratio!r}, scale={scale!r}"
-        ) from exc
-    if not math.isfinite(g) or g <= 0:
-        raise InvalidInputError(
-            f"ratio (gamma = p/n) must be finite and > 0, got {ratio!r}"
-        )
-    if not math.isfinite(s) or s <= 0:
-        raise InvalidInputError(
-            f"scale (sigma^2, the population variance) must be finite and > 0, got {scale!r}"
-        )
-    return g, s
 
 
 def mp_edges(ratio: float, scale: float = 1.0) -> tuple[float, float]:
@@ -65,7 +47,7 @@ def mp_edges(ratio: float, scale: float = 1.0) -> tuple[float, float]:
     >>> mp_edges(0.25, 2.0)
     (0.5, 4.5)
     """
-    g, s = _check_ratio_scale(ratio, scale)
+    g, s = check_ratio_scale(ratio, scale)
     r = math.sqrt(g)
     return s * (1.0 - r) ** 2, s * (1.0 + r) ** 2
 
@@ -83,7 +65,7 @@ def mp_moment(k: int, ratio: float, scale: float = 1.0) -> float:
     >>> mp_moment(3, 2.0, 1.0)  # 1 + 3 gamma + gamma^2
     11.0
     """
-    g, s = _check_ratio_scale(ratio, scale)
+    g, s = check_ratio_scale(ratio, scale)
     k = int(k)
     if k < 0:
         raise InvalidInputError(f"moment order must be >= 0, got {k}")
@@ -114,10 +96,11 @@ def _pdf1(x: np.ndarray, g: np.ndarray) -> np.ndarray:
     return np.where(inside, val, 0.0)
 
 
-def _cdf_cont1(x: np.ndarray, g: np.ndarray) -> np.ndarray:
+def standard_cdf(x: np.ndarray, g: np.ndarray) -> np.ndarray:
     """CDF of the continuous part of MP(g, 1), renormalised to total mass one.
 
-    Closed form of THEORY.md section 4.4 written with ``arctan2`` so that no
+    Not in ``__all__``: the fits of :mod:`gn_theory.rmt` use it directly (no scipy
+    argument checks inside their optimisation loops). Closed form of THEORY.md section 4.4 written with ``arctan2`` so that no
     branch shift is needed: with t = sqrt((hi - x)/(x - lo)),
     ``F = [pi g + sqrt((hi-x)(x-lo)) - (1+g) atan((t^2-1)/(2t))
     + (1-g) atan((lo t^2 - hi)/(2 (1-g) t))] / (2 pi g)`` plus the shift for
@@ -154,21 +137,21 @@ def _cdf_cont1(x: np.ndarray, g: np.ndarray) -> np.ndarray:
     return np.clip(out, 0.0, 1.0)
 
 
-def _ppf_cont1(q: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """Inverse of :func:`_cdf_cont1` by vectorised bisection, polished by Newton."""
+def standard_ppf(q: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`standard_cdf` by vectorised bisection, polished by Newton."""
     q, g = np.broadcast_arrays(np.asarray(q, dtype=float), np.asarray(g, dtype=float))
     lo, hi = _edges1(g)
     a = np.array(lo, dtype=float, copy=True)
     b = np.array(hi, dtype=float, copy=True)
     for _ in range(60):
         m = 0.5 * (a + b)
-        left = _cdf_cont1(m, g) < q
+        left = standard_cdf(m, g) < q
         a = np.where(left, m, a)
         b = np.where(left, b, m)
     x = 0.5 * (a + b)
     for _ in range(2):
         dens = _pdf1(x, g) / _cont_mass(g)
-        step = np.where(dens > 0, (_cdf_cont1(x, g) - q) / np.where(dens > 0, dens, 1.0), 0.0)
+        step = np.where(dens > 0, (standard_cdf(x, g) - q) / np.where(dens > 0, dens, 1.0), 0.0)
         x_new = x - step
         x = np.where((x_new > lo) & (x_new < hi), x_new, x)
     x = np.where(q <= 0, lo, x)
@@ -208,13 +191,13 @@ class marchenko_pastur_gen(stats.rv_continuous):
         return _pdf1(x, ratio) / _cont_mass(ratio)
 
     def _cdf(self, x: np.ndarray, ratio: np.ndarray) -> np.ndarray:
-        return _cdf_cont1(x, ratio)
+        return standard_cdf(x, ratio)
 
     def _sf(self, x: np.ndarray, ratio: np.ndarray) -> np.ndarray:
-        return 1.0 - _cdf_cont1(x, ratio)
+        return 1.0 - standard_cdf(x, ratio)
 
     def _ppf(self, q: np.ndarray, ratio: np.ndarray) -> np.ndarray:
-        return _ppf_cont1(q, ratio)
+        return standard_ppf(q, ratio)
 
     def _munp(self, n: Any, ratio: Any) -> Any:
         n = int(n)
@@ -272,7 +255,7 @@ class MarchenkoPastur:
     """
 
     def __init__(self, ratio: float, scale: float = 1.0, *, nonzero: bool = False) -> None:
-        self.ratio, self.scale = _check_ratio_scale(ratio, scale)
+        self.ratio, self.scale = check_ratio_scale(ratio, scale)
         self.nonzero = bool(nonzero)
         self.lower_edge, self.upper_edge = mp_edges(self.ratio, self.scale)
         full_atom = max(0.0, 1.0 - 1.0 / self.ratio)
@@ -343,7 +326,7 @@ class MarchenkoPastur:
         if np.any((q < 0) | (q > 1) | ~np.isfinite(q)):
             raise InvalidInputError("ppf needs probabilities in [0, 1]")
         qc = np.clip((q - self.atom) / self.continuous_mass, 0.0, 1.0)
-        x = _ppf_cont1(qc, np.full_like(qc, self.ratio)) * self.scale
+        x = standard_ppf(qc, np.full_like(qc, self.ratio)) * self.scale
         return np.where(q <= self.atom, 0.0, x) if self.atom > 0 else x
 
     def rvs(self, size: int | tuple[int, ...] = 1, random_state: Any = None) -> np.ndarray:

@@ -25,10 +25,12 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+from scipy import stats
 
-from ..results import Summary
+from .._checks import check_alpha, check_real_array
 from ..exceptions import InvalidInputError
-from ..results import Result
+from ..results import Result, Summary
+from ._common import FitResultMixin
 
 __all__ = ["scaling_fit", "ScalingFit"]
 
@@ -54,34 +56,6 @@ def _normalise_log(log: Any) -> str:
     )
 
 
-def _as_1d(name: str, v: Any) -> np.ndarray:
-    try:
-        a = np.asarray(v, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{name} must be a sequence of real numbers; got {v!r}") from exc
-    if a.ndim == 0:
-        raise InvalidInputError(f"{name} must be a 1-d sequence of numbers; got a scalar")
-    if a.ndim != 1:
-        raise InvalidInputError(f"{name} must be 1-d; got shape {a.shape}")
-    bad = np.flatnonzero(~np.isfinite(a))
-    if bad.size:
-        raise InvalidInputError(
-            f"{name} holds {bad.size} non-finite value(s) (NaN or inf) at positions "
-            f"{bad[:10].tolist()}; drop or fix those points first"
-        )
-    return a
-
-
-def _check_alpha(alpha: Any) -> float:
-    try:
-        a = float(alpha)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"alpha must be a number in (0, 1); got {alpha!r}") from exc
-    if not 0.0 < a < 1.0:
-        raise InvalidInputError(f"alpha must be in (0, 1); got {alpha!r}")
-    return a
-
-
 def _transform(name: str, v: np.ndarray, on_log: bool) -> np.ndarray:
     if not on_log:
         return v
@@ -96,14 +70,14 @@ def _transform(name: str, v: np.ndarray, on_log: bool) -> np.ndarray:
 
 
 def _ols(x_t: np.ndarray, y_t: np.ndarray, cov_type: str) -> Any:
-    import statsmodels.api as sm
+    import statsmodels.api as sm  # deferred: a heavy import, needed only when fitting
 
     X = sm.add_constant(x_t, has_constant="add")
     return sm.OLS(y_t, X).fit(cov_type=cov_type)
 
 
-@dataclass
-class ScalingFit(Result):
+@dataclass(repr=False)
+class ScalingFit(FitResultMixin, Result):
     r"""A fitted scaling law :math:`y = a x^b` (or a semi-log or linear line), statsmodels style.
 
     Built by :func:`scaling_fit`. The line is fitted on the transformed axes
@@ -138,8 +112,9 @@ class ScalingFit(Result):
         statsmodels covariance type (``"nonrobust"`` or e.g. ``"HC3"``).
     x_name, y_name : str
         Labels used by :meth:`summary`.
-    metadata : dict
-        Free-form.
+    settings : dict
+        The options of :func:`scaling_fit` (``log``, ``alpha``, ``cov_type``);
+        free to extend.
 
     Notes
     -----
@@ -166,7 +141,7 @@ class ScalingFit(Result):
     cov_type: str = "nonrobust"
     x_name: str = "x"
     y_name: str = "y"
-    metadata: dict = field(default_factory=dict)
+    settings: dict = field(default_factory=dict)
 
     # not a dataclass field (no annotation): never saved
     _results = None
@@ -206,8 +181,6 @@ class ScalingFit(Result):
 
     def _quantile(self, alpha: float) -> float:
         """t quantile (normal for robust covariances, as statsmodels does)."""
-        from scipy import stats
-
         if self.cov_type == "nonrobust":
             return float(stats.t.ppf(1.0 - alpha / 2.0, self.df_resid))
         return float(stats.norm.ppf(1.0 - alpha / 2.0))
@@ -230,7 +203,7 @@ class ScalingFit(Result):
         InvalidInputError
             ``alpha`` outside (0, 1).
         """
-        a = self.alpha if alpha is None else _check_alpha(alpha)
+        a = self._level(alpha)
         q = self._quantile(a)
         p, b = np.asarray(self.params, float), np.asarray(self.bse, float)
         return np.column_stack([p - q * b, p + q * b])
@@ -291,7 +264,7 @@ class ScalingFit(Result):
             Non-finite ``x``, or non-positive ``x`` on a log axis.
         """
         scalar = np.ndim(x) == 0
-        xv = _as_1d("x", np.atleast_1d(np.asarray(x, dtype=float)))
+        xv = check_real_array(x, "x", scalar=True)
         xt = _transform("x", xv, self.log in ("both", "x"))
         X = np.column_stack([np.ones_like(xt), xt])
         mean = X @ np.asarray(self.params, float)
@@ -299,7 +272,7 @@ class ScalingFit(Result):
         pred = back(mean)
         if not interval:
             return pred[0] if scalar else pred
-        a = self.alpha if alpha is None else _check_alpha(alpha)
+        a = self._level(alpha)
         se = np.sqrt(np.einsum("ij,jk,ik->i", X, np.asarray(self.cov_params, float), X))
         q = self._quantile(a)
         lo, hi = back(mean - q * se), back(mean + q * se)
@@ -320,19 +293,13 @@ class ScalingFit(Result):
         -------
         Summary
         """
-        a = self.alpha if alpha is None else _check_alpha(alpha)
-        ci = self.conf_int(a)
-        pct = f"{100 * (1 - a):g}%"
         slope_name = "exponent b" if self.log == "both" else "slope b"
         icpt_name = "intercept log a" if self.log in ("both", "y") else "intercept a"
         rows = [
             ("model", _FORMULAS[self.log]),
             ("x | y", f"{self.x_name} | {self.y_name}"),
             ("points", str(self.nobs)),
-            (slope_name, f"{self.slope:.6g} +- {self.bse[1]:.3g} (se)"),
-            (f"{slope_name} {pct} CI", f"[{ci[1, 0]:.6g}, {ci[1, 1]:.6g}]"),
-            (icpt_name, f"{self.intercept:.6g} +- {self.bse[0]:.3g} (se)"),
-            (f"{icpt_name} {pct} CI", f"[{ci[0, 0]:.6g}, {ci[0, 1]:.6g}]"),
+            *self._estimate_rows({1: slope_name, 0: icpt_name}, alpha),
         ]
         if self.log in ("both", "y"):
             rows.append(("prefactor a", f"{self.prefactor:.6g}"))
@@ -442,8 +409,8 @@ def scaling_fit(
     True
     """
     mode = _normalise_log(log)
-    a = _check_alpha(alpha)
-    xv, yv = _as_1d("x", x), _as_1d("y", y)
+    a = check_alpha(alpha)
+    xv, yv = check_real_array(x, "x"), check_real_array(y, "y")
     if xv.size != yv.size:
         raise InvalidInputError(
             f"x and y must have the same length; got {xv.size} and {yv.size}"
@@ -477,6 +444,7 @@ def scaling_fit(
         cov_type=str(cov_type),
         x_name=str(x_name),
         y_name=str(y_name),
+        settings={"log": mode, "alpha": a, "cov_type": str(cov_type)},
     )
     fit._results = res
     return fit

@@ -1,8 +1,9 @@
 """Simulators of the spiked random-matrix models, for tests and for users.
 
-Each function draws one random matrix of a model of :mod:`gn_theory.rmt._bbp`
-with Gaussian noise and returns its eigenvalues in ascending order; with
-``return_vectors=True`` it also returns the squared overlaps of the top
+Each function draws one random matrix of a spiked model (parametrisations in
+:func:`gn_theory.rmt.bbp_outlier`) with Gaussian noise and returns its
+eigenvalues in descending order (largest first, as everywhere in gn_theory);
+with ``return_vectors=True`` it also returns the squared overlaps of the top
 eigenvectors with the planted spike directions (the first coordinate axes
 ``e_1, e_2, ...``: the Gaussian noise is orthogonally invariant, so this is
 as general as a random direction). Spike strengths use the same
@@ -13,8 +14,8 @@ is compared with the top eigenvector, the second largest with the second
 eigenvector, and so on (ties keep the order given). With several spikes of
 equal strength the eigenvectors mix and per-spike overlaps are not meaningful.
 
-``seed`` is anything :func:`numpy.random.default_rng` accepts (None, an int, a
-``Generator``). Torch-free.
+``seed`` is None (fresh entropy), an int in [0, 2**63) or a numpy
+``Generator`` (drawn from, as the bootstrap does). Torch-free.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_positive_float, check_positive_int, check_real_array, check_rng
 from ..exceptions import InvalidInputError
 
 __all__ = [
@@ -34,35 +36,12 @@ __all__ = [
 ]
 
 
-def _check_dim(name: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InvalidInputError(f"{name} must be an integer >= 1; got {value!r}")
-    return int(value)
-
-
-def _check_scale(scale: Any) -> float:
-    try:
-        s = float(scale)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"scale must be a positive number; got {scale!r}") from exc
-    if not math.isfinite(s) or s <= 0:
-        raise InvalidInputError(f"scale must be finite and > 0; got {scale!r}")
-    return s
-
-
 def _check_spikes(spikes: Any, dim: int, *, name: str, minimum: float | None = None,
                   strict: bool = True) -> tuple[np.ndarray, bool]:
     """1-D float array of spikes (and whether a scalar was given)."""
-    if isinstance(spikes, (str, bytes)):
-        raise InvalidInputError(f"{name} must be real numbers; got {spikes!r}")
-    try:
-        arr = np.asarray(spikes, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{name} must be real numbers; got {spikes!r}") from exc
+    arr = check_real_array(spikes, name, ndim=None, scalar=True, allow_empty=True)
     scalar = arr.ndim == 0
     arr = arr.reshape(-1)
-    if not np.all(np.isfinite(arr)):
-        raise InvalidInputError(f"{name} must be finite; got {arr.tolist()}")
     if arr.size > dim:
         raise InvalidInputError(f"at most {dim} spikes fit in dimension {dim}; got {arr.size}")
     if minimum is not None:
@@ -85,13 +64,6 @@ def _rank_matched(top_vectors_rows: np.ndarray, spikes: np.ndarray) -> np.ndarra
     for rank, j in enumerate(order):
         out[j] = top_vectors_rows[rank, j] ** 2
     return out
-
-
-def _rng(seed: Any) -> np.random.Generator:
-    try:
-        return np.random.default_rng(seed)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"seed must be None, an int or a numpy Generator; got {seed!r}") from exc
 
 
 def sample_covariance_eigenvalues(
@@ -127,7 +99,7 @@ def sample_covariance_eigenvalues(
     Returns
     -------
     eigenvalues : ndarray, shape (p,)
-        Ascending; ``p - n`` exact zeros when ``p > n``.
+        Descending; ``p - n`` exact zeros (last) when ``p > n``.
     overlaps : ndarray, shape (len(spikes),)
         Only with ``return_vectors``.
 
@@ -146,13 +118,13 @@ def sample_covariance_eigenvalues(
     Examples
     --------
     >>> eigs = sample_covariance_eigenvalues(400, 800, spikes=[4.0], seed=0)
-    >>> eigs.shape, bool(abs(eigs[-1] / 5.625 - 1) < 0.05)  # bbp_outlier(4.0, 0.5) = 5.625
+    >>> eigs.shape, bool(abs(eigs[0] / 5.625 - 1) < 0.05)  # bbp_outlier(4.0, 0.5) = 5.625
     ((400,), True)
     """
-    p, n = _check_dim("p", p), _check_dim("n", n)
-    s = _check_scale(scale)
+    p, n = check_positive_int("p", p), check_positive_int("n", n)
+    s = check_positive_float("scale", scale)
     th, _ = _check_spikes(spikes, p, name="spikes", minimum=-1.0)
-    rng = _rng(seed)
+    rng = check_rng(seed)
     k = th.size
     y = rng.standard_normal((p, n))
     d = np.ones(p)
@@ -161,7 +133,7 @@ def sample_covariance_eigenvalues(
     if n < p:
         gram = (y.T @ y) / n
         w, a = np.linalg.eigh(gram)
-        eigs = np.concatenate([np.zeros(p - n), np.clip(w, 0.0, None)])
+        eigs = np.concatenate([np.clip(w, 0.0, None)[::-1], np.zeros(p - n)])
         if not return_vectors:
             return eigs
         top_w = w[::-1][:k]
@@ -174,10 +146,10 @@ def sample_covariance_eigenvalues(
         return eigs, _rank_matched(vec_rows, th)
     cov = (y @ y.T) / n
     if not return_vectors:
-        return np.linalg.eigvalsh(cov)
+        return np.linalg.eigvalsh(cov)[::-1].copy()
     w, v = np.linalg.eigh(cov)
     top = v[:k, ::-1][:, :k]  # coords (k) x top vectors (k)
-    return w, _rank_matched(top.T, th)
+    return w[::-1].copy(), _rank_matched(top.T, th)
 
 
 def spiked_wigner_eigenvalues(
@@ -211,7 +183,7 @@ def spiked_wigner_eigenvalues(
     Returns
     -------
     eigenvalues : ndarray, shape (p,)
-        Ascending.
+        Descending.
     overlaps : float or ndarray
         Only with ``return_vectors``.
 
@@ -223,13 +195,13 @@ def spiked_wigner_eigenvalues(
     Examples
     --------
     >>> eigs = spiked_wigner_eigenvalues(400, 2.0, seed=1)
-    >>> bool(abs(eigs[-1] - 2.5) < 0.1), bool(abs(eigs[0] + 2.0) < 0.1)
+    >>> bool(abs(eigs[0] - 2.5) < 0.1), bool(abs(eigs[-1] + 2.0) < 0.1)
     (True, True)
     """
-    p = _check_dim("p", p)
-    s = _check_scale(scale)
+    p = check_positive_int("p", p)
+    s = check_positive_float("scale", scale)
     th, scalar = _check_spikes(theta, p, name="theta")
-    rng = _rng(seed)
+    rng = check_rng(seed)
     a = rng.standard_normal((p, p))
     w = (a + a.T) * math.sqrt(s / (2.0 * p))
     k = th.size
@@ -239,11 +211,11 @@ def spiked_wigner_eigenvalues(
 
 def _finish_symmetric(m: np.ndarray, th: np.ndarray, scalar: bool, return_vectors: bool) -> Any:
     if not return_vectors:
-        return np.linalg.eigvalsh(m)
+        return np.linalg.eigvalsh(m)[::-1].copy()
     k = th.size
     w, v = np.linalg.eigh(m)
     ov = _rank_matched(v[:k, ::-1][:, :k].T, th)
-    return w, (float(ov[0]) if scalar else ov)
+    return w[::-1].copy(), (float(ov[0]) if scalar else ov)
 
 
 def additive_spiked_mp_eigenvalues(
@@ -274,7 +246,7 @@ def additive_spiked_mp_eigenvalues(
     Returns
     -------
     eigenvalues : ndarray, shape (p,)
-        Ascending.
+        Descending.
     overlaps : float or ndarray
         Only with ``return_vectors``.
 
@@ -286,13 +258,13 @@ def additive_spiked_mp_eigenvalues(
     Examples
     --------
     >>> eigs = additive_spiked_mp_eigenvalues(400, 800, 3.0, seed=2)
-    >>> bool(abs(eigs[-1] / 4.2 - 1) < 0.05)  # bbp_outlier(3.0, 0.5, model="additive")
+    >>> bool(abs(eigs[0] / 4.2 - 1) < 0.05)  # bbp_outlier(3.0, 0.5, model="additive")
     True
     """
-    p, n = _check_dim("p", p), _check_dim("n", n)
-    s = _check_scale(scale)
+    p, n = check_positive_int("p", p), check_positive_int("n", n)
+    s = check_positive_float("scale", scale)
     th, scalar = _check_spikes(theta, p, name="theta")
-    rng = _rng(seed)
+    rng = check_rng(seed)
     z = rng.standard_normal((p, n))
     m = (z @ z.T) * (s / n)
     k = th.size
@@ -335,7 +307,7 @@ def information_plus_noise_eigenvalues(
     Returns
     -------
     eigenvalues : ndarray, shape (n,)
-        Ascending; ``n - m`` exact zeros when ``n > m``.
+        Descending; ``n - m`` exact zeros (last) when ``n > m``.
     left_overlaps, right_overlaps : float or ndarray
         Only with ``return_vectors``.
 
@@ -349,23 +321,23 @@ def information_plus_noise_eigenvalues(
     --------
     >>> eigs, u2, w2 = information_plus_noise_eigenvalues(300, 600, 2.0, seed=0,
     ...                                                   return_vectors=True)
-    >>> bool(abs(eigs[-1] / 5.625 - 1) < 0.05), bool(abs(u2 - 0.861) < 0.1)
+    >>> bool(abs(eigs[0] / 5.625 - 1) < 0.05), bool(abs(u2 - 0.861) < 0.1)
     (True, True)
     """
-    n, m = _check_dim("n", n), _check_dim("m", m)
-    s = _check_scale(scale)
+    n, m = check_positive_int("n", n), check_positive_int("m", m)
+    s = check_positive_float("scale", scale)
     th, scalar = _check_spikes(theta, min(n, m), name="theta", minimum=0.0, strict=False)
-    rng = _rng(seed)
+    rng = check_rng(seed)
     x = rng.standard_normal((n, m)) * math.sqrt(s / m)
     k = th.size
     x[np.arange(k), np.arange(k)] += th
     if not return_vectors:
         if n <= m:
-            return np.clip(np.linalg.eigvalsh(x @ x.T), 0.0, None)
-        w = np.clip(np.linalg.eigvalsh(x.T @ x), 0.0, None)
-        return np.concatenate([np.zeros(n - m), w])
+            return np.clip(np.linalg.eigvalsh(x @ x.T), 0.0, None)[::-1].copy()
+        w = np.clip(np.linalg.eigvalsh(x.T @ x), 0.0, None)[::-1]
+        return np.concatenate([w, np.zeros(n - m)])
     u, sv, vt = np.linalg.svd(x, full_matrices=False)  # sv descending
-    eigs = np.sort(np.concatenate([np.zeros(n - sv.size), sv**2]))
+    eigs = np.concatenate([sv**2, np.zeros(n - sv.size)])  # descending
     left = _rank_matched(u[:k, :k].T, th)
     right = _rank_matched(vt[:k, :k], th)
     if scalar:

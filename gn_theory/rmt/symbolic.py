@@ -59,11 +59,12 @@ from __future__ import annotations
 
 import functools
 from fractions import Fraction
-from typing import Any, Literal, NamedTuple, get_args
+from typing import Any, Literal, NamedTuple
 
 import sympy as sp
 
 from ..exceptions import InvalidInputError
+from ._common import BBPModel, check_model
 
 __all__ = [
     # Marchenko-Pastur
@@ -77,6 +78,7 @@ __all__ = [
     "mp_moment_expr",
     "IntegratedMoment",
     "mp_integrated_moment",
+    "clear_cache",
     # BBP
     "BBPSymbols",
     "bbp_symbols",
@@ -86,9 +88,6 @@ __all__ = [
     "bbp_overlap_expr",
     "bbp_spike_expr",
 ]
-
-_Model = Literal["multiplicative", "additive", "information_plus_noise", "wigner"]
-_MODELS: tuple[str, ...] = get_args(_Model)
 
 # One set of symbols for the whole module (sympy symbols are interned by name and
 # assumptions, so these equal any symbol built the same way elsewhere).
@@ -505,14 +504,6 @@ def mp_integrated_moment(
 
 
 # ----------------------------------------------------------------------------- BBP
-def _check_model(model: Any) -> str:
-    if model not in _MODELS:
-        raise InvalidInputError(
-            f"model must be one of {', '.join(repr(m) for m in _MODELS)}; got {model!r}"
-        )
-    return model
-
-
 def _wigner_equation() -> sp.Expr:
     """``sigma2 G^2 - z G + 1``: the semicircle of radius ``2 sqrt(sigma2)``."""
     return _sigma2 * _G**2 - _z * _G + 1
@@ -612,7 +603,7 @@ def _derive(model: str) -> dict[str, sp.Expr]:
     }
 
 
-def bbp_upper_edge_expr(model: _Model = "multiplicative") -> sp.Expr:
+def bbp_upper_edge_expr(model: BBPModel = "multiplicative") -> sp.Expr:
     """Upper edge of the bulk, derived (the outlier at the threshold, or a zero of the discriminant).
 
     Parameters
@@ -635,10 +626,10 @@ def bbp_upper_edge_expr(model: _Model = "multiplicative") -> sp.Expr:
     >>> bbp_upper_edge_expr("wigner")
     2*sqrt(sigma2)
     """
-    return _derive(_check_model(model))["edge"]
+    return _derive(check_model(model))["edge"]
 
 
-def bbp_threshold_expr(model: _Model = "multiplicative") -> sp.Expr:
+def bbp_threshold_expr(model: BBPModel = "multiplicative") -> sp.Expr:
     """Critical spike of the BBP transition, derived.
 
     additive and Wigner: ``1 / G(edge)``; multiplicative: the zero of
@@ -664,10 +655,10 @@ def bbp_threshold_expr(model: _Model = "multiplicative") -> sp.Expr:
     >>> bbp_threshold_expr("information_plus_noise")
     gamma**(1/4)*sqrt(sigma2)
     """
-    return _derive(_check_model(model))["threshold"]
+    return _derive(check_model(model))["threshold"]
 
 
-def bbp_outlier_expr(model: _Model = "multiplicative") -> sp.Expr:
+def bbp_outlier_expr(model: BBPModel = "multiplicative") -> sp.Expr:
     """Limiting outlier above the threshold, derived (module docstring).
 
     Parameters
@@ -691,10 +682,10 @@ def bbp_outlier_expr(model: _Model = "multiplicative") -> sp.Expr:
     >>> bbp_outlier_expr("wigner")
     (sigma2 + theta**2)/theta
     """
-    return _derive(_check_model(model))["outlier"]
+    return _derive(check_model(model))["outlier"]
 
 
-def bbp_overlap_expr(model: _Model = "multiplicative", side: Literal["left", "right"] = "left") -> sp.Expr:
+def bbp_overlap_expr(model: BBPModel = "multiplicative", side: Literal["left", "right"] = "left") -> sp.Expr:
     """Limiting squared overlap of the outlier's eigenvector with the spike, derived.
 
     Parameters
@@ -719,7 +710,7 @@ def bbp_overlap_expr(model: _Model = "multiplicative", side: Literal["left", "ri
     >>> bbp_overlap_expr("wigner")
     -(sigma2 - theta**2)/theta**2
     """
-    d = _derive(_check_model(model))
+    d = _derive(check_model(model))
     if side not in ("left", "right"):
         raise InvalidInputError(f"side must be 'left' or 'right'; got {side!r}")
     if side not in d:
@@ -730,7 +721,7 @@ def bbp_overlap_expr(model: _Model = "multiplicative", side: Literal["left", "ri
 
 
 @functools.lru_cache(maxsize=None)
-def bbp_spike_expr(model: _Model = "multiplicative") -> sp.Expr:
+def bbp_spike_expr(model: BBPModel = "multiplicative") -> sp.Expr:
     """Inverse of :func:`bbp_outlier_expr`: the spike above threshold giving outlier ``lambda``.
 
     Solves ``outlier(theta) = lambda`` and keeps the root that maps back to a
@@ -758,7 +749,7 @@ def bbp_spike_expr(model: _Model = "multiplicative") -> sp.Expr:
     >>> sp.factor(bbp_spike_expr("wigner") - (lam + sp.sqrt(lam**2 - 4 * sigma2)) / 2)
     0
     """
-    model = _check_model(model)
+    model = check_model(model)
     out = bbp_outlier_expr(model)
     thr = bbp_threshold_expr(model)
     th_any = sp.Symbol("theta_any")  # no sign assumption, so every root is returned
@@ -771,3 +762,16 @@ def bbp_spike_expr(model: _Model = "multiplicative") -> sp.Expr:
         if abs(val - complex(sp.N(th0, 30))) < 1e-20:
             return r
     raise RuntimeError(f"no root of outlier(theta) = lambda maps back above threshold: {roots}")  # pragma: no cover
+
+
+def clear_cache() -> None:
+    """Forget every cached derivation and integral (they are recomputed on the next call).
+
+    Examples
+    --------
+    >>> from gn_theory.rmt import symbolic
+    >>> symbolic.clear_cache()
+    """
+    for value in list(globals().values()):
+        if callable(getattr(value, "cache_clear", None)):
+            value.cache_clear()

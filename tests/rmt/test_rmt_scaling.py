@@ -1,4 +1,4 @@
-"""scaling_fit (rmt._scaling): recovery of planted laws, interval coverage, modes, summary, save/load, errors."""
+"""scaling_fit: recovery of planted laws, interval coverage, modes, summary, save/load, errors."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from scipy import stats
 
 from gn_theory.exceptions import InvalidInputError
-from gn_theory.rmt._scaling import ScalingFit, scaling_fit
+from gn_theory.rmt import ScalingFit, scaling_fit
 
 
 def _power_law(seed, *, a=2.5, b=-0.7, noise=0.05, n=12):
@@ -103,15 +103,15 @@ def test_summary_text():
 def test_save_load_round_trip(tmp_path):
     x, y = _power_law(3)
     fit = scaling_fit(x, y, alpha=0.1, x_name="P", y_name="bulk width")
-    fit.metadata["note"] = "planted"
+    fit.settings["note"] = "planted"
     path = fit.save(tmp_path / "fit")
-    assert path.suffix == ".npz" and (tmp_path / "fit.json").exists()
+    assert path.suffix == ".json" and (tmp_path / "fit.npz").exists()
     back = ScalingFit.load(tmp_path / "fit")
     for name in ("x", "y", "params", "bse", "cov_params", "pvalues"):
         np.testing.assert_array_equal(getattr(back, name), getattr(fit, name))
     for name in ("log", "alpha", "rsquared", "nobs", "df_resid", "resid_std", "cov_type", "x_name", "y_name"):
         assert getattr(back, name) == getattr(fit, name), name
-    assert back.metadata == {"note": "planted"}
+    assert back.settings == fit.settings and back.settings["note"] == "planted"
     np.testing.assert_allclose(back.conf_int(0.2), fit.conf_int(0.2), rtol=1e-14)
     assert str(back.summary()) == str(fit.summary())
     # the statsmodels object is rebuilt by refitting

@@ -1,4 +1,4 @@
-"""Code against derivation: the closed forms in rmt._mp / rmt._bbp equal the sympy derivations of rmt.symbolic."""
+"""Code against derivation: the closed forms of gn_theory.rmt equal the sympy derivations of rmt.symbolic."""
 
 from __future__ import annotations
 
@@ -9,15 +9,17 @@ import pytest
 import sympy as sp
 
 from gn_theory.exceptions import InvalidInputError
-from gn_theory.rmt import MarchenkoPastur, mp_edges, mp_moment
-from gn_theory.rmt import symbolic as S
-from gn_theory.rmt._bbp import (
+from gn_theory.rmt import (
+    MarchenkoPastur,
     bbp_outlier,
     bbp_overlap,
     bbp_spike,
     bbp_threshold,
     bbp_upper_edge,
+    mp_edges,
+    mp_moment,
 )
+from gn_theory.rmt import symbolic as S
 
 RATIOS = [0.1, 0.25, 0.5, 0.9, 1.0, 2.0, 4.0, 10.0]
 SCALES = [1.0, 0.37, 2.3]
@@ -118,7 +120,7 @@ def test_integrated_mass_exact(ratio, mass):
 
 def test_integrated_moment_falls_back_to_mpmath(monkeypatch):
     # sympy's definite integral returns nan in some cases (THEORY 7); simulate it
-    S._integrated_moment.cache_clear()
+    S.clear_cache()
     monkeypatch.setattr(sp, "integrate", lambda *a, **k: sp.nan)
     try:
         res = S.mp_integrated_moment(1, "1/2", 3)
@@ -128,7 +130,7 @@ def test_integrated_moment_falls_back_to_mpmath(monkeypatch):
         assert not res2.exact
         assert math.isclose(float(res2.value), 1.1, rel_tol=1e-20)
     finally:
-        S._integrated_moment.cache_clear()
+        S.clear_cache()
 
 
 def test_integrated_moment_bad_input():
