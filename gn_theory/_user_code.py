@@ -85,7 +85,9 @@ def resolve_callable(spec: str, *, what: str) -> Callable[..., Any]:
     return obj
 
 
-def call_with_accepted(fn: Callable[..., Any], offered: dict[str, Any], *, spec: str, what: str) -> Any:
+def call_with_accepted(
+    fn: Callable[..., Any], offered: dict[str, Any], *, spec: str, what: str
+) -> Any:
     """Call ``fn`` with those keyword arguments of ``offered`` that its signature accepts.
 
     Raises

@@ -567,11 +567,15 @@ class Dataset:
         y = self._split(split)[1]
         return np.bincount(y.numpy(), minlength=self.num_classes).tolist()
 
-    def batches(self, batch_size: int, split: str = "train") -> list[tuple[torch.Tensor, torch.Tensor]]:
+    def batches(
+        self, batch_size: int, split: str = "train"
+    ) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """The split as consecutive batches (see :func:`batches`)."""
         return batches(*self._split(split), batch_size)
 
-    def to(self, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None) -> Dataset:
+    def to(
+        self, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+    ) -> Dataset:
         """A copy with the inputs (and statistics) cast to ``dtype`` and moved to ``device``."""
         def conv(t: torch.Tensor | None, floating: bool) -> torch.Tensor | None:
             if t is None:
@@ -708,7 +712,9 @@ def load_dataset(
     """
     seed = check_seed(seed)
     if dtype not in _FLOAT_DTYPES:
-        raise DTypeError(f"dtype must be torch.float16, torch.float32 or torch.float64; got {dtype}")
+        raise DTypeError(
+            f"dtype must be torch.float16, torch.float32 or torch.float64; got {dtype}"
+        )
     f_eval = _check_fraction(eval_fraction)
     if num_samples is not None:
         num_samples = check_positive_int("num_samples", num_samples)
@@ -722,10 +728,10 @@ def load_dataset(
         allowed = {"noise"} if kind == "blobs" else set()
         bad = [k for k, v in generated.items() if v is not None and k not in allowed]
         if bad:
+            which = "gaussian_mixture" if kind == "blobs" else "blobs, gaussian_mixture"
             raise InvalidInputError(
                 f"{', '.join(bad)} appl{'ies' if len(bad) == 1 else 'y'} to the generated "
-                f"datasets only ({'gaussian_mixture' if kind == 'blobs' else 'blobs, gaussian_mixture'}); "
-                f"not to {name!r}"
+                f"datasets only ({which}); not to {name!r}"
             )
 
     settings: dict[str, Any] = {"name": name, "kind": kind}
@@ -798,7 +804,9 @@ def load_dataset(
     X, y = X[idx_t], y[idx_t]
     counts = np.bincount(y.numpy(), minlength=num_classes)
     if int((counts > 0).sum()) < 2:
-        raise DataError(f"{name!r}: the selected samples hold fewer than 2 classes ({counts.tolist()})")
+        raise DataError(
+            f"{name!r}: the selected samples hold fewer than 2 classes ({counts.tolist()})"
+        )
     settings.update(num_samples=int(y.shape[0]), num_classes=num_classes, balanced=bool(balanced))
 
     # ---- pixels ----------------------------------------------------------------------------
@@ -913,7 +921,10 @@ def _classify(name_or_path: Any) -> tuple[str, str]:
     else:
         as_path = False
     if not isinstance(name_or_path, str) or not name_or_path:
-        raise InvalidInputError(f"dataset must be a name, a path or 'module:callable'; got {name_or_path!r}. {_known()}")
+        raise InvalidInputError(
+            f"dataset must be a name, a path or 'module:callable'; got {name_or_path!r}. "
+            f"{_known()}"
+        )
     s = name_or_path
     if not as_path and s in DATASETS:
         return s, s
@@ -1010,10 +1021,13 @@ def _read_callable(
         try:
             item = obj[i]
         except Exception as exc:
-            raise DataError(f"dataset {spec!r}: reading item {i} raised {type(exc).__name__}: {exc}") from exc
+            raise DataError(
+                f"dataset {spec!r}: reading item {i} raised {type(exc).__name__}: {exc}"
+            ) from exc
         if not (isinstance(item, (tuple, list)) and len(item) >= 2):
             raise DataError(
-                f"dataset {spec!r}: item {i} must be an (input, label) pair; got {type(item).__name__}"
+                f"dataset {spec!r}: item {i} must be an (input, label) pair; "
+                f"got {type(item).__name__}"
             )
         x = item[0]
         xs.append(x if isinstance(x, torch.Tensor) else torch.as_tensor(np.asarray(x)))

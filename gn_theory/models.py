@@ -153,7 +153,9 @@ def fully_connected(
     return torch.nn.Sequential(torch.nn.Flatten(), *body)
 
 
-def linear(input_shape: Sequence[int], num_classes: int, *, bias: bool = True, seed: int = 0) -> torch.nn.Sequential:
+def linear(
+    input_shape: Sequence[int], num_classes: int, *, bias: bool = True, seed: int = 0
+) -> torch.nn.Sequential:
     """Multinomial logistic regression: ``Flatten`` (for images) and one ``nn.Linear``.
 
     Parameters
@@ -248,7 +250,8 @@ def small_cnn(
             if i == 0 and len(chans) > 1 and min(shape[1:]) >= 4:
                 layers.append(torch.nn.AvgPool2d(2))
             c_in = c_out
-        layers += [torch.nn.AdaptiveAvgPool2d(p), torch.nn.Flatten(), torch.nn.Linear(c_in * p * p, c)]
+        layers += [torch.nn.AdaptiveAvgPool2d(p), torch.nn.Flatten(),
+                   torch.nn.Linear(c_in * p * p, c)]
         return torch.nn.Sequential(*layers)
 
 
@@ -324,15 +327,18 @@ def build_model(
     c = check_positive_int("num_classes", num_classes)
     given = {"width": width, "depth": depth, "channels": channels}
     if not isinstance(name_or_spec, str):
-        raise InvalidInputError(f"model must be a name or 'module:callable'; got {name_or_spec!r}. {_known()}")
+        raise InvalidInputError(
+            f"model must be a name or 'module:callable'; got {name_or_spec!r}. {_known()}"
+        )
     name = name_or_spec.lower() if name_or_spec.lower() in MODELS else name_or_spec
     allowed = {"mlp": {"width", "depth"}, "cnn": {"channels"}, "linear": set()}.get(name, set())
     bad = sorted(k for k, v in given.items() if v is not None and k not in allowed)
     if bad:
-        where = [m for m, opts in (("mlp", "width, depth"), ("cnn", "channels")) if set(bad) & set(opts.split(", "))]
+        owners = {"width": "mlp", "depth": "mlp", "channels": "cnn"}
+        where = sorted({owners[k] for k in bad})
         raise InvalidInputError(
-            f"{', '.join(bad)} do{'es' if len(bad) == 1 else ''} not apply to model {name_or_spec!r}"
-            f" (only to {', '.join(repr(w) for w in where)})"
+            f"{', '.join(bad)} do{'es' if len(bad) == 1 else ''} not apply to model "
+            f"{name_or_spec!r} (only to {', '.join(repr(w) for w in where)})"
         )
     if name == "mlp":
         model: Any = fully_connected(shape, c, width=24 if width is None else width,
@@ -373,7 +379,9 @@ def _as_shape(input_shape: Any) -> tuple[int, ...]:
     try:
         shape = tuple(input_shape)
     except TypeError:
-        raise InvalidInputError(f"input_shape must be a sequence of ints; got {input_shape!r}") from None
+        raise InvalidInputError(
+            f"input_shape must be a sequence of ints; got {input_shape!r}"
+        ) from None
     if not shape:
         raise InvalidInputError("input_shape must have at least one dimension")
     return shape
@@ -396,7 +404,8 @@ def _check_output(model: torch.nn.Module, shape: tuple[int, ...], c: int, spec: 
             out = model(x)
     except Exception as exc:
         raise ShapeError(
-            f"model {spec!r} fails on a batch of shape {tuple(x.shape)}: {type(exc).__name__}: {exc}"
+            f"model {spec!r} fails on a batch of shape {tuple(x.shape)}: "
+            f"{type(exc).__name__}: {exc}"
         ) from exc
     if not isinstance(out, torch.Tensor) or tuple(out.shape) != (2, c):
         got = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__

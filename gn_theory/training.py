@@ -96,8 +96,8 @@ def learning_rate(
     >>> from gn_theory.training import learning_rate
     >>> [learning_rate(t, lr=1.0, num_steps=6, schedule="step", decay_every=2) for t in range(6)]
     [1.0, 1.0, 0.1, 0.1, 0.010000000000000002, 0.010000000000000002]
-    >>> learning_rate(0, lr=1.0, num_steps=10, schedule="cosine"), learning_rate(5, lr=1.0, num_steps=10, schedule="cosine")
-    (1.0, 0.5)
+    >>> [learning_rate(t, lr=1.0, num_steps=10, schedule="cosine") for t in (0, 5)]
+    [1.0, 0.5]
     """
     if step < warmup_steps:
         return lr * (step + 1) / warmup_steps
@@ -120,7 +120,10 @@ def _loss_fn(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
         return torch.nn.functional.cross_entropy
 
     def mse(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # 0.5 ||f - onehot||^2, mean
-        target = y if y.is_floating_point() else torch.nn.functional.one_hot(y, out.shape[1]).to(out.dtype)
+        if y.is_floating_point():
+            target = y
+        else:
+            target = torch.nn.functional.one_hot(y, out.shape[1]).to(out.dtype)
         return 0.5 * ((out - target) ** 2).sum(dim=1).mean()
 
     return mse
@@ -410,14 +413,8 @@ def train(
     fn = _loss_fn(loss)
 
     # ---- optimiser -------------------------------------------------------------------------
-    if optimizer in ("sgd", "gd"):
-        opt: torch.optim.Optimizer = torch.optim.SGD(
-            params, lr=base_lr, momentum=momentum, nesterov=nesterov, weight_decay=weight_decay
-        )
-    elif optimizer == "adam":
-        opt = torch.optim.Adam(params, lr=base_lr, betas=(b1, b2), weight_decay=weight_decay)
-    else:
-        opt = torch.optim.AdamW(params, lr=base_lr, betas=(b1, b2), weight_decay=weight_decay)
+    opt = _Optimizer(params, optimizer, momentum=momentum, nesterov=nesterov,
+                     betas=(b1, b2), weight_decay=weight_decay)
 
     def lr_at(t: int) -> float:
         return learning_rate(t, lr=base_lr, num_steps=num_steps, schedule=schedule,
@@ -480,8 +477,6 @@ def train(
                     callback(t, num_steps, row)
                 break
             rate = lr_at(t)
-            for group in opt.param_groups:
-                group["lr"] = rate
             if full:
                 xb, yb = X, y
             else:
@@ -496,7 +491,7 @@ def train(
                 xb, yb = X[idx], y[idx]
             if log_now and not full:
                 lo, acc, gn = _eval_with_grad(model, params, X, y, fn, chunk)
-            opt.zero_grad(set_to_none=True)
+            _zero_grad(params)
             out = model(xb)
             batch_loss = fn(out, yb)
             batch_loss.backward()
@@ -511,7 +506,6 @@ def train(
                 reason = stop(row)
                 if reason is not None:
                     stop_reason = reason
-                    opt.zero_grad(set_to_none=True)
                     break
             value = float(batch_loss.detach())
             if not math.isfinite(value):
@@ -519,12 +513,12 @@ def train(
                     f"the mini-batch loss at step {t} is {value}; training diverged "
                     f"(lower lr={base_lr})"
                 )
-            opt.step()
+            opt.step(rate)
             batch_losses.append(value)
             t += 1
             if callback is not None:
                 callback(t, num_steps, None)
-        opt.zero_grad(set_to_none=True)
+        _zero_grad(params)
 
     steps_done = len(batch_losses)
     step_arr = np.asarray(rows["step"], dtype=np.int64)
@@ -546,6 +540,94 @@ def train(
         elapsed_s=time.perf_counter() - start,
         settings=settings,
     )
+
+
+# ================================================================================ optimisers
+class _Optimizer:
+    """SGD (momentum, Nesterov), Adam and AdamW updates in plain torch.
+
+    The formulas and the order of floating-point operations are those of
+    ``torch.optim``'s single-tensor code paths (SGD with ``dampening=0``; Adam
+    without ``amsgrad``; ``eps=1e-8``), so results agree with ``torch.optim`` bit
+    for bit on CPU. Writing them out avoids ``torch.optim.Optimizer.__init__``,
+    which imports ``torch._dynamo`` on first use (2-5 s of a short run).
+    """
+
+    def __init__(
+        self,
+        params: list[torch.Tensor],
+        kind: str,
+        *,
+        momentum: float,
+        nesterov: bool,
+        betas: tuple[float, float],
+        weight_decay: float,
+        eps: float = 1e-8,
+    ) -> None:
+        self.params = params
+        self.kind = kind
+        self.momentum = momentum
+        self.nesterov = nesterov
+        self.beta1, self.beta2 = betas
+        self.weight_decay = weight_decay
+        self.eps = eps
+        self.num_updates = 0
+        self.buffers: list[torch.Tensor | None] = [None] * len(params)
+        if kind in ("adam", "adamw"):
+            fmt = torch.preserve_format
+            self.exp_avg = [torch.zeros_like(p, memory_format=fmt) for p in params]
+            self.exp_avg_sq = [torch.zeros_like(p, memory_format=fmt) for p in params]
+
+    @torch.no_grad()
+    def step(self, lr: float) -> None:
+        self.num_updates += 1
+        if self.kind in ("sgd", "gd"):
+            self._sgd(lr)
+        else:
+            self._adam(lr)
+
+    def _sgd(self, lr: float) -> None:
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            grad = p.grad
+            if self.weight_decay != 0:
+                grad = grad.add(p, alpha=self.weight_decay)
+            if self.momentum != 0:
+                buf = self.buffers[i]
+                if buf is None:
+                    buf = grad.detach().clone()
+                    self.buffers[i] = buf
+                else:
+                    buf.mul_(self.momentum).add_(grad, alpha=1.0)
+                grad = grad.add(buf, alpha=self.momentum) if self.nesterov else buf
+            p.add_(grad, alpha=-lr)
+
+    def _adam(self, lr: float) -> None:
+        step = float(self.num_updates)
+        b1, b2 = self.beta1, self.beta2
+        for i, p in enumerate(self.params):
+            if p.grad is None:
+                continue
+            grad = p.grad
+            if self.weight_decay != 0:
+                if self.kind == "adamw":
+                    p.mul_(1 - lr * self.weight_decay)
+                else:
+                    grad = grad.add(p, alpha=self.weight_decay)
+            m, v = self.exp_avg[i], self.exp_avg_sq[i]
+            m.lerp_(grad, 1 - b1)
+            v.mul_(b2).addcmul_(grad, grad, value=1 - b2)
+            bias_correction1 = 1 - b1**step
+            bias_correction2 = 1 - b2**step
+            step_size = lr / bias_correction1
+            denom = (v.sqrt() / bias_correction2**0.5).add_(self.eps)
+            p.addcdiv_(m, denom, value=-step_size)
+
+
+def _zero_grad(params: list[torch.Tensor]) -> None:
+    for p in params:
+        p.grad = None
 
 
 # ================================================================================ checkpoints
@@ -709,7 +791,9 @@ def _as_pair(data: Any, name: str) -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
-def _move(pair: tuple[torch.Tensor, torch.Tensor], like: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _move(
+    pair: tuple[torch.Tensor, torch.Tensor], like: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     X, y = pair
     X = X.to(device=like.device, dtype=like.dtype if X.is_floating_point() else X.dtype)
     y = y.to(device=like.device, dtype=like.dtype if y.is_floating_point() else y.dtype)
