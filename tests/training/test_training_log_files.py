@@ -110,3 +110,24 @@ def test_checkpoint_errors(trained, tmp_path):
         save_checkpoint(net, tmp_path / "bad.pt", settings={"fn": print})
     with pytest.raises(InvalidInputError, match="nn.Module or a state_dict"):
         save_checkpoint([1, 2], tmp_path / "bad.pt")
+
+
+def test_log_loads_without_torch(trained, tmp_path):
+    import subprocess
+    import sys
+
+    _, _, log = trained
+    log.save(tmp_path / "log")
+    code = (
+        "import sys\n"
+        "class Block:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'torch' or name.startswith('torch.'):\n"
+        "            raise ImportError('torch is blocked')\n"
+        "sys.meta_path.insert(0, Block())\n"
+        "from gn_theory.results import load_result\n"
+        f"log = load_result({str(tmp_path / 'log')!r})\n"
+        "print(type(log).__name__, log.num_steps, 'torch' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["TrainingLog", str(log.num_steps), "False"]
