@@ -57,8 +57,9 @@ def saved(tmp_path_factory):
     return cs, inputs, cs.save(root / "structure"), inputs.save(root / "inputs")
 
 
-def test_load_fit_predict_summarise_without_torch(saved):
+def test_load_fit_predict_summarise_without_torch(saved, tmp_path):
     cs, inputs, cs_path, inputs_path = saved
+    pred_path = tmp_path / "prediction"
     run = _run(
         f"""
         import json, warnings
@@ -72,6 +73,7 @@ def test_load_fit_predict_summarise_without_torch(saved):
             bulk = fit_marchenko_pastur(inputs.within_density, num_bootstrap=5)
         pred = predict_outliers(cs, bulk, inputs=inputs)
         text = bulk.summary().as_text() + pred.summary().as_text() + pred.table()
+        pred.save({str(pred_path)!r})
         assert "torch" not in sys.modules
         print(json.dumps({{"methods": pred.methods, "predicted": pred.predicted.tolist(),
                           "params": bulk.params.tolist(), "text": text}}))
@@ -85,3 +87,13 @@ def test_load_fit_predict_summarise_without_torch(saved):
     assert got["predicted"] == here.predicted.tolist()
     assert got["params"] == bulk.params.tolist()
     assert "Marchenko-Pastur fit" in got["text"] and "Predicted outliers of G" in got["text"]
+    # a fresh process loads the saved prediction by its type name alone
+    run = _run(
+        f"""
+        from gn_theory.results import load_result
+        pred = load_result({str(pred_path)!r})
+        assert "torch" not in sys.modules
+        print(type(pred).__name__, pred.best_method)
+        """
+    )
+    assert run.stdout.split() == ["OutlierPrediction", here.best_method]
