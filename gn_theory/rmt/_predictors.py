@@ -264,7 +264,7 @@ def bgn_outliers(
         Spikes :math:`\ell_k \ge 0`.
     bulk : SpectralDensity, array_like, MarchenkoPastur or Stieltjes transform
         The bulk :math:`\mu`: an object with ``nodes``/``weights`` (an SLQ
-        :class:`~gn_theory.spectra.SpectralDensity`, all P dimensions, its atom
+        :class:`~gn_theory.results.SpectralDensity`, all P dimensions, its atom
         at zero included), 1-D eigenvalues (all P of them), a
         :class:`MarchenkoPastur` law or anything :func:`bgn_outlier` accepts.
     upper_edge : float, optional

@@ -409,3 +409,38 @@ def test_bootstrap_is_consistent_when_the_fitted_atom_exceeds_the_zero_count():
     assert np.all(ci[:, 0] <= fit.params) and np.all(fit.params <= ci[:, 1])
     assert fit.bse[1] < 0.5 * fit.ratio
     assert "not a rank deficit" in str(fit.summary())
+
+
+# ============================================================================ one option set
+def test_spiked_model_takes_the_mp_fit_options_as_one_keyword_set(planted):
+    import inspect
+    import typing
+
+    from gn_theory.rmt import MarchenkoPasturOptions
+
+    sig = inspect.signature(fit_marchenko_pastur)
+    options = [n for n, p in sig.parameters.items() if p.kind is p.KEYWORD_ONLY]
+    assert sorted(typing.get_type_hints(MarchenkoPasturOptions)) == sorted(options)
+    a = fit_spiked_model(planted, method="ks", num_bootstrap=0, zero_tol=1e-8)
+    b = fit_marchenko_pastur(planted, method="ks", num_bootstrap=0, zero_tol=1e-8)
+    np.testing.assert_array_equal(a.bulk.params, b.params)
+    assert a.settings["method"] == "ks" and a.settings["zero_tol"] == 1e-8
+    with pytest.raises(InvalidInputError, match="num_outliers"):
+        fit_spiked_model(planted, exclude_outliers=2)
+    with pytest.raises(TypeError):
+        fit_spiked_model(planted, smoothing=3)
+
+
+def test_spiked_model_vocabulary(planted):
+    fit = fit_spiked_model(planted, num_bootstrap=20, seed=1)
+    assert fit.param_names == ("scale", "ratio", "theta_1", "theta_2")
+    np.testing.assert_array_equal(fit.params, np.r_[fit.bulk.params, fit.spikes])
+    np.testing.assert_array_equal(fit.bse, np.r_[fit.bulk.bse, fit.spikes_bse])
+    ci = fit.conf_int(0.1)
+    assert ci.shape == (4, 2)
+    np.testing.assert_array_equal(ci[:2], fit.bulk.conf_int(0.1))
+    assert np.all(ci[2:, 0] <= fit.spikes) and np.all(fit.spikes <= ci[2:, 1])
+    assert fit.bootstrap_spikes.shape == (20, 2)
+    np.testing.assert_allclose(fit.spikes_bse, fit.bootstrap_spikes.std(axis=0, ddof=1))
+    fit0 = fit_marchenko_pastur(planted, num_bootstrap=0, seed=None)
+    assert isinstance(fit0.seed, int) and fit0.settings["seed"] == fit0.seed  # recorded
