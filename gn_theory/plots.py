@@ -89,6 +89,8 @@ OPERATOR_COLOURS: dict[str, str] = {
     "G_1": "#e377c2",
     "G_2": "#7f7f7f",
 }
+#: Operator kinds (``settings["kind"]`` of a measured result) -> the names used in figures.
+_KIND_NAMES = {"hessian": "H", "ggn": "G", "residual": "R", "ggn_within": "G_w"}
 _CYCLE = ("#17becf", "#bcbd22", "#8c564b", "#e377c2", "#7f7f7f", "#1f77b4", "#ff7f0e")
 _MARKERS = ("o", "s", "^", "D", "P", "X", "v", "<", ">", "*")
 #: Floor of a log density axis, relative to the highest curve (Gaussian tails go to 0).
@@ -182,7 +184,7 @@ def _hist_edges(values: np.ndarray, bins: int | None) -> np.ndarray:
     if edges.size > 201:
         edges = np.histogram_bin_edges(values, 200)
     elif edges.size < 31 and values.size >= 150:  # "auto" is coarse for a bulk plus outliers
-        edges = np.histogram_bin_edges(values, 30)
+        edges = np.histogram_bin_edges(values, min(100, max(30, values.size // 8)))
     return edges
 
 
@@ -296,8 +298,9 @@ def plot_density(
     densities : mapping of str to SpectralDensity, or SpectralDensity, or None
         The densities to draw, by operator name (``"H"``, ``"G"``, ``"R"``,
         ``"G_w"``, ...; the name picks the colour, see
-        :data:`OPERATOR_COLOURS`). May be None or empty when ``eigenvalues`` is
-        given.
+        :data:`OPERATOR_COLOURS`); a single density is named after its
+        operator's kind (``settings["kind"]``). May be None or empty when
+        ``eigenvalues`` is given.
     eigenvalues : mapping of str to (Spectrum or array_like), optional
         Exact eigenvalues by operator name (any order), drawn as histograms
         in the colour of the density of that name.
@@ -345,7 +348,8 @@ def plot_density(
     dens = _as_named(densities, "densities", "")
     if len(dens) == 1 and "" in dens:
         d = dens.pop("")
-        dens[str(getattr(d, "settings", {}).get("kind", "") or "density")] = d
+        kind = str(getattr(d, "settings", {}).get("kind", "") or "density")
+        dens[_KIND_NAMES.get(kind, kind)] = d
     for name, d in dens.items():
         if not isinstance(d, SpectralDensity):
             raise InvalidInputError(
@@ -519,6 +523,8 @@ def _density_log(pos_ax: Axes, neg_ax: Axes, dens: dict, exact: dict, fits: dict
     if not neg_drawn:
         neg_ax.text(0.5, 0.5, "no negative eigenvalues", transform=neg_ax.transAxes,
                     ha="center", va="center", color="0.4")
+        neg_ax.set_yticks([])
+        neg_ax.set_yticks([], minor=True)
 
 
 def plot_spectrum_overview(
@@ -717,7 +723,7 @@ def plot_predicted_vs_observed(
         if np.any(ok & ~is_out):
             hollow = True
             ax.plot(o[ok & ~is_out], p[ok & ~is_out], linestyle="none", marker=marker,
-                    markerfacecolor="none", markeredgecolor=colour, markersize=7,
+                    color=colour, markerfacecolor="none", markeredgecolor=colour, markersize=7,
                     label="_below threshold")
         everything.append(p[ok])
     values = np.concatenate(everything)
