@@ -78,33 +78,13 @@ class SpectralMeasure(NamedTuple):
 
 
 def _finite_1d(values: Any, name: str) -> np.ndarray:
+    """Finite float64 1-d values (a scalar becomes one value), or a clear error."""
     if isinstance(values, (str, bytes, dict)) or values is None:
         raise InvalidInputError(
             f"{name} must be a Spectrum, a SpectralDensity or a 1-d array of real numbers; "
             f"got {type(values).__name__}"
         )
-    if hasattr(values, "detach") and hasattr(values, "cpu"):  # a torch tensor, without torch
-        values = values.detach().cpu().double().numpy()
-    try:
-        arr = np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(
-            f"{name} must be a Spectrum, a SpectralDensity or a 1-d array of real numbers; "
-            f"got {type(values).__name__}"
-        ) from exc
-    if arr.ndim == 0:
-        arr = arr.reshape(1)
-    if arr.ndim != 1:
-        raise ShapeError(f"{name} must be 1-d; got shape {arr.shape}")
-    if arr.size == 0:
-        raise InvalidInputError(f"{name} is empty")
-    bad = np.flatnonzero(~np.isfinite(arr))
-    if bad.size:
-        raise InvalidInputError(
-            f"{name} holds {bad.size} non-finite value(s) (NaN or inf) at positions "
-            f"{bad[:10].tolist()}; a spectrum with NaN/inf is broken upstream"
-        )
-    return arr
+    return _checks.check_real_array(values, name, scalar=True)
 
 
 def spectral_measure(spectrum: Any, *, name: str = "eigenvalues") -> SpectralMeasure:
