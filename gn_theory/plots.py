@@ -158,9 +158,12 @@ def _predictions(predicted: Any) -> dict[str, np.ndarray]:
         return {}
     if hasattr(predicted, "methods") and hasattr(predicted, "predicted"):
         rows = np.atleast_2d(np.asarray(predicted.predicted, dtype=float))
+        above = getattr(predicted, "above", None)
+        keep = np.isfinite(rows) if above is None else (
+            np.isfinite(rows) & np.atleast_2d(np.asarray(above, dtype=bool)))
         return {
-            str(m): _positions(r[np.isfinite(r)], f"predicted_outliers[{m!r}]")
-            for m, r in zip(predicted.methods, rows)
+            str(m): _positions(r[k], f"predicted_outliers[{m!r}]")
+            for m, r, k in zip(predicted.methods, rows, keep)
         }
     if not isinstance(predicted, Mapping):
         raise InvalidInputError(
@@ -255,10 +258,28 @@ def _mp_label(name: str, fit: Any) -> str:
 
 
 def _mp_curve(fit: Any, num: int = 600) -> tuple[np.ndarray, np.ndarray]:
-    """The fitted continuous density on its support (fraction of the spectrum per unit lambda)."""
+    """The fitted continuous density on its support, in fractions of the whole spectrum.
+
+    ``fit.predict`` integrates to the law's continuous mass; the curve is rescaled to
+    the mass of the bulk the fit kept (``data_weights``: fractions of the whole
+    spectrum, without the outliers, negatives and zeros it set aside), so that it sits
+    on the density or histogram of that bulk.
+    """
     lo, hi = float(fit.lower_edge), float(fit.upper_edge)
     x = np.linspace(lo, hi, num)[1:-1]  # the edges of an MP law can be singular
-    return x, np.asarray(fit.predict(x), dtype=float)
+    y = np.asarray(fit.predict(x), dtype=float)
+    return x, y * _mp_mass_factor(fit)
+
+
+def _mp_mass_factor(fit: Any) -> float:
+    """Bulk mass kept by the fit over the continuous mass of the fitted law (1 if unknown)."""
+    weights = getattr(fit, "data_weights", None)
+    distribution = getattr(fit, "distribution", None)
+    if weights is None or not callable(distribution) or np.size(weights) == 0:
+        return 1.0
+    continuous = 1.0 - float(distribution().atom)
+    bulk = float(np.sum(weights))
+    return bulk / continuous if continuous > 0 and bulk > 0 else 1.0
 
 
 # =============================================================================== spectrum
@@ -289,9 +310,9 @@ def plot_density(
     per unit :math:`\lambda`, or per decade); partial spectra (the top-k of a
     Lanczos run) as ticks at the bottom. A fitted Marchenko-Pastur law is
     overlaid on the bulk (:meth:`MarchenkoPasturFit.predict`, the density of its
-    continuous part, same units). Observed outliers are marked by filled
-    triangles above the curves, each predictor's positions by its own hollow
-    marker.
+    continuous part, in the same units, scaled to the share of the spectrum the
+    fit kept as bulk). Observed outliers are marked by filled triangles above
+    the curves, each predictor's positions by its own hollow marker.
 
     Parameters
     ----------
@@ -311,7 +332,8 @@ def plot_density(
     predicted_outliers : mapping of str to array_like, or an outlier prediction, optional
         Predicted positions per predictor (a result with ``methods`` and
         ``predicted`` rows, such as :func:`gn_theory.explain.predict_outliers`'
-        output, is read row by row).
+        output, is read row by row, keeping the positions each predictor calls
+        outliers, its ``above`` flags).
     scale : {"linear", "log"}, default "linear"
         The eigenvalue axis.
     yscale : {"linear", "log"}, default "log"
@@ -429,10 +451,11 @@ def _density_linear(ax: Axes, dens: dict, exact: dict, fits: dict, marks: list,
     _outside_legend(ax)
 
 
-def _log_hist(values: np.ndarray, n_total: int, bins: int | None,
-              edges_u: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def _log_hist(values: np.ndarray, n_total: int,
+              bins: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Histogram of log10 of positive ``values``: fraction of all n_total per decade."""
     u = np.log10(values)
-    edges = _hist_edges(u, bins) if edges_u is None else edges_u
+    edges = _hist_edges(u, bins)
     if edges[-1] - edges[0] <= 0:
         edges = np.array([u[0] - 0.05, u[0] + 0.05])
     h, _ = np.histogram(u, edges)
@@ -476,7 +499,7 @@ def _density_log(pos_ax: Axes, neg_ax: Axes, dens: dict, exact: dict, fits: dict
                                   ("neg", neg_ax, nonzero & (values < 0))):
             if not np.any(sel):
                 continue
-            h, edges = _log_hist(np.abs(values[sel]), values.size, bins, None)
+            h, edges = _log_hist(np.abs(values[sel]), values.size, bins)
             side = "$\\lambda>0$" if key == "pos" else "$\\lambda<0$"
             side_ax.stairs(h, 10.0**edges, fill=True, alpha=0.3, color=colours[name],
                            label=f"{name} (exact eigenvalues, histogram"
@@ -583,7 +606,7 @@ def plot_spectrum_overview(
     return fig
 
 
-# =============================================================================== predicted vs observed
+# ======================================================================= predicted vs observed
 def _observed_of(prediction: Any) -> np.ndarray:
     observed = getattr(prediction, "observed", None)
     if observed is None:
@@ -1038,7 +1061,7 @@ def plot_dense_hessian(
     title: str = "Hessian",
     ax: Axes | None = None,
 ) -> Figure:
-    """Heatmap of a small dense curvature matrix, colour scale symmetric about 0 (Sagun 2016, Fig. 5).
+    """Heatmap of a small dense curvature matrix, colours symmetric about 0 (Sagun 2016, Fig. 5).
 
     Parameters
     ----------
