@@ -49,6 +49,8 @@ _LAZY: dict[str, str] = {
     # class structure (measurement)
     "class_structure": "gn_theory.decomposition",
     "fort_ganguli": "gn_theory.decomposition",
+    "within_class_operator": "gn_theory.decomposition",
+    "measure_outlier_inputs": "gn_theory.decomposition",
     # results (torch-free)
     "Result": "gn_theory.results",
     "load_result": "gn_theory.results",
@@ -59,6 +61,7 @@ _LAZY: dict[str, str] = {
     "ClassStructure": "gn_theory.results",
     "FortGanguli": "gn_theory.results",
     "OutlierInputs": "gn_theory.results",
+    "TrainingLog": "gn_theory.results",
     # random-matrix models (torch-free)
     "MarchenkoPastur": "gn_theory.rmt",
     "fit_marchenko_pastur": "gn_theory.rmt",
@@ -78,6 +81,7 @@ _LAZY: dict[str, str] = {
     "MemoryBudgetError": "gn_theory.exceptions",
     "NotSymmetricError": "gn_theory.exceptions",
     "ResultFileError": "gn_theory.exceptions",
+    "MissingDependencyError": "gn_theory.exceptions",
     "GnTheoryWarning": "gn_theory.exceptions",
     "ConvergenceWarning": "gn_theory.exceptions",
     "NumericalWarning": "gn_theory.exceptions",
@@ -106,7 +110,12 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static view of the lazy names, for type checkers and IDEs
     from . import rmt, results  # noqa: F401
-    from .decomposition import class_structure, fort_ganguli  # noqa: F401
+    from .decomposition import (  # noqa: F401
+        class_structure,
+        fort_ganguli,
+        measure_outlier_inputs,
+        within_class_operator,
+    )
     from .exceptions import (  # noqa: F401
         ConvergenceWarning,
         DataError,
@@ -116,6 +125,7 @@ if TYPE_CHECKING:  # static view of the lazy names, for type checkers and IDEs
         GnTheoryWarning,
         InvalidInputError,
         MemoryBudgetError,
+        MissingDependencyError,
         NonFiniteError,
         NotSymmetricError,
         NumericalWarning,
@@ -141,6 +151,7 @@ if TYPE_CHECKING:  # static view of the lazy names, for type checkers and IDEs
         SpectralDensity,
         Spectrum,
         TraceEstimate,
+        TrainingLog,
         load_result,
     )
     from .rmt import MarchenkoPastur, fit_marchenko_pastur, fit_spiked_model, scaling_fit  # noqa: F401
