@@ -1,4 +1,7 @@
-"""Shared harness of the validation scripts: arguments, outputs, outlier rule."""
+"""Shared harness of the validation scripts: arguments and outputs.
+
+The outlier rule is the package's own (:func:`gn_theory.outliers`), never a copy here.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,6 @@ import argparse
 import json
 from pathlib import Path
 from typing import Any
-
-import numpy as np
 
 from gn_theory.results import atomic_write_bytes
 
@@ -20,20 +21,6 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="tiny sizes (used by the test suite)")
     p.add_argument("--seed", type=int, default=0)
     return p
-
-
-def gap_outliers(eigenvalues: np.ndarray, max_count: int) -> int:
-    """Number of outliers by the largest-gap-ratio rule (THEORY.md section 9).
-
-    Among the top ``max_count + 1`` positive eigenvalues sorted descending,
-    the outliers are those above the largest ratio ``lambda_j / lambda_{j+1}``.
-    """
-    lam = np.sort(np.asarray(eigenvalues, dtype=float))[::-1]
-    lam = lam[lam > 0][: max_count + 1]
-    if lam.size < 2:
-        return int(lam.size)
-    ratios = lam[:-1] / lam[1:]
-    return int(np.argmax(ratios) + 1)
 
 
 def save(name: str, out: str, numbers: dict[str, Any], fig=None) -> Path:
