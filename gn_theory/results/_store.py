@@ -30,11 +30,13 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import importlib
 import io
 import json
 import math
 import os
 import platform
+import sys
 import tempfile
 import zipfile
 from pathlib import Path
@@ -42,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import __version__ as _version
 from ..exceptions import InvalidInputError, ResultFileError
 
 __all__ = [
@@ -121,12 +124,8 @@ def provenance(fingerprint: dict[str, Any] | None = None) -> dict[str, Any]:
         imported: provenance never imports torch), the Python version, the
         platform, an ISO-8601 UTC time stamp and ``fingerprint`` when given.
     """
-    import sys
-
-    from .. import __version__
-
     info: dict[str, Any] = {
-        "gn_theory": __version__,
+        "gn_theory": _version,
         "numpy": np.__version__,
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -337,8 +336,6 @@ _LAZY_MODULES = ("gn_theory.rmt", "gn_theory.explain")
 
 def lookup(name: Any, registry: dict[str, type]) -> type:
     """The result class called ``name``, importing the torch-free modules that define one."""
-    import importlib
-
     if name not in registry:
         for mod in _LAZY_MODULES:
             importlib.import_module(mod)
