@@ -115,7 +115,7 @@ class Result:
         return {
             "type": type(self).__name__,
             "schema_version": _store.SCHEMA_VERSION,
-            "fields": _store._encode_fields(self, None, ""),
+            "fields": _store.encode_fields(self, None, ""),
         }
 
     @classmethod

@@ -249,7 +249,7 @@ def encode(value: Any, arrays: dict[str, np.ndarray] | None, path: str = "") -> 
 
     where = path or "<root>"
     if isinstance(value, Result):
-        return {"__result__": type(value).__name__, "fields": _encode_fields(value, arrays, path)}
+        return {"__result__": type(value).__name__, "fields": encode_fields(value, arrays, path)}
     if isinstance(value, np.ndarray):
         if value.dtype.hasobject:
             raise InvalidInputError(f"cannot store field {where}: object arrays are not allowed")
@@ -294,7 +294,7 @@ def encode(value: Any, arrays: dict[str, np.ndarray] | None, path: str = "") -> 
     )
 
 
-def _encode_fields(result: Any, arrays: dict[str, np.ndarray] | None, path: str) -> dict:
+def encode_fields(result: Any, arrays: dict[str, np.ndarray] | None, path: str) -> dict:
     out = {}
     for name, value in result._fields().items():
         out[name] = encode(value, arrays, f"{path}.{name}" if path else name)
@@ -358,7 +358,7 @@ def serialise(result: Any) -> tuple[bytes, bytes]:
         If a field cannot be stored.
     """
     arrays: dict[str, np.ndarray] = {}
-    fields = _encode_fields(result, arrays, "")
+    fields = encode_fields(result, arrays, "")
     buf = io.BytesIO()
     np.savez(buf, **arrays)
     npz = buf.getvalue()
