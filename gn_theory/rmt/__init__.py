@@ -19,6 +19,8 @@ Contents:
   :func:`bgn_outliers`, :func:`subspace_ritz`); :func:`predict_outliers`, which
   compares them with the measured outliers of G, lives in :mod:`gn_theory.explain`
   and is re-exported here;
+* outlier counts by stated rules, the MP edge of a credible bulk fit or the
+  largest gap (:func:`count_outliers`);
 * scaling-law regressions (:func:`scaling_fit`);
 * simulators with known truth (:func:`sample_covariance_eigenvalues`, ...);
 * sympy derivations of the closed forms in :mod:`gn_theory.rmt.symbolic`
@@ -45,6 +47,7 @@ from ._bbp import (
     bgn_outlier,
     empirical_stieltjes,
 )
+from ._count import OutlierCount, count_outliers
 from ._fit import MarchenkoPasturFit, MarchenkoPasturOptions, fit_marchenko_pastur
 from ._mp import MarchenkoPastur, marchenko_pastur, mp_edges, mp_moment
 from ._predictors import (
@@ -87,6 +90,9 @@ __all__ = [
     "MarchenkoPasturOptions",
     "fit_spiked_model",
     "SpikedModelFit",
+    # outlier counts
+    "count_outliers",
+    "OutlierCount",
     # outlier predictors (predict_outliers and OutlierPrediction live in gn_theory.explain)
     "predict_outliers",
     "OutlierPrediction",

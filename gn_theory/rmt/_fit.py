@@ -242,6 +242,97 @@ def _top_mask(x: np.ndarray, w: np.ndarray, candidates: np.ndarray, k: int,
     return out
 
 
+# ============================================================================= diagnostics
+#: Nodes of different probes within this relative distance are one outlier.
+_REPEAT_RTOL = 1e-4
+
+
+def _merge_repeats(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Descending ``values`` with runs closer than :data:`_REPEAT_RTOL` merged: (means, counts)."""
+    v = np.sort(np.asarray(values, dtype=float))[::-1]
+    if v.size == 0:
+        return v, np.zeros(0, dtype=np.int64)
+    groups: list[list[float]] = [[v[0]]]
+    for x in v[1:]:
+        head = groups[-1][0]
+        if head - x <= _REPEAT_RTOL * abs(head):
+            groups[-1].append(x)
+        else:
+            groups.append([x])
+    return (np.array([float(np.mean(g)) for g in groups]),
+            np.array([len(g) for g in groups], dtype=np.int64))
+
+
+def _third_moment_ratio(xb: np.ndarray, wb: np.ndarray, zero_mass: float, scale: float,
+                        ratio: float, *, full: bool) -> tuple[float, str]:
+    """Empirical over fitted third moment, in the measure whose moments the fit matched.
+
+    ``full`` (a moments fit with a fitted ratio, which matched m1 and m2 of the kept
+    values *with their zeros*): the kept values with the zeros against the full law
+    (atom included). Otherwise (KS, a given or atom-fixed ratio: the nonzero bulk was
+    fitted): the nonzero bulk against the fitted law's nonzero part. Comparing the
+    nonzero bulk with the nonzero part of a moments fit would be off by the factor
+    ``ratio (1 - zero_fraction)`` whenever the data's zeros differ from the fitted atom
+    (docs/theory.md section 4.6).
+    """
+    if full:
+        m3 = float(wb @ xb**3) / (float(wb.sum()) + zero_mass)
+        return m3 / MarchenkoPastur(ratio, scale).moment(3), "kept values with zeros vs the full law"
+    m3 = float(wb @ xb**3) / float(wb.sum())
+    return (m3 / MarchenkoPastur(ratio, scale, nonzero=True).moment(3),
+            "nonzero bulk vs the law's nonzero part")
+
+
+#: A KS shape ``min(ratio, 1/ratio)`` this close to 1 sits on the fold of the family.
+_FOLD_TOL = 1e-3
+#: Shape- and zero-implied ratios further apart than this factor contradict each other.
+_ATOM_FACTOR = 1.5
+
+
+def _identification(method: str, ratio_source: str, ratio: float, f_obs: float,
+                    rel_var: float, ci: np.ndarray, bse: float) -> str:
+    """Why the fitted ratio is not identified, or ``""`` (docs/theory.md section 4.6).
+
+    Checked for a fitted ratio: (1) a KS fit on the fold gamma = 1, where MP(g, s) and
+    MP(1/g, g s) have the same nonzero part and the widest shape sits (a bulk more
+    spread than any MP shape ends here too); (2) a KS fit on the branch gamma > 1 whose
+    atom ``1 - 1/gamma`` the zero fraction contradicts; (3) a KS bootstrap interval
+    that excludes the estimate (a boundary estimate: the moments estimator's small
+    finite-size bias can shift its interval without any identification problem); (4) a
+    bootstrap standard error above the estimate.
+    """
+    if ratio_source != "fitted":
+        return ""
+    reasons = []
+    if method == "ks" and abs(math.log(ratio)) < _FOLD_TOL:
+        reasons.append(
+            f"the KS optimum sits on the fold gamma = 1 of the Marchenko-Pastur family (the "
+            f"widest nonzero shape; MP(g, s) and MP(1/g, g s) coincide there); the nonzero "
+            f"bulk has relative variance {rel_var:.3g} where the widest MP shape has 1, so "
+            "a bulk more spread than any MP law lands here too and the ratio is not "
+            "identified by the shape"
+        )
+    if method == "ks" and ratio > 1.0 + _FOLD_TOL:
+        atom_ratio = 1.0 / (1.0 - f_obs) if f_obs < 1.0 else math.inf
+        if abs(math.log(ratio / atom_ratio)) > math.log(_ATOM_FACTOR):
+            reasons.append(
+                f"the bulk shape gives ratio {ratio:.4g} (atom {1.0 - 1.0 / ratio:.4g}) but "
+                f"the zero fraction {f_obs:.4g} implies {atom_ratio:.4g}: shape and zeros "
+                "contradict each other"
+            )
+    if method == "ks" and np.all(np.isfinite(ci)):
+        if not ci[0] <= ratio <= ci[1]:
+            reasons.append(
+                f"the bootstrap interval [{ci[0]:.4g}, {ci[1]:.4g}] excludes the estimate "
+                f"{ratio:.4g} (the estimator sits at a boundary or is dominated by its bias)"
+            )
+    if math.isfinite(bse) and bse > ratio:
+        reasons.append(
+            f"the bootstrap standard error {bse:.3g} exceeds the estimate {ratio:.4g}"
+        )
+    return "; ".join(reasons)
+
+
 # ============================================================================= results
 @dataclass(repr=False)
 class MarchenkoPasturFit(FitResultMixin, Result):
@@ -295,9 +386,14 @@ class MarchenkoPasturFit(FitResultMixin, Result):
         continuous part (renormalised), and its p-value. The p-value ignores
         that the parameters were fitted to the same data, so it is optimistic.
     third_moment_ratio : float
-        Third moment of the nonzero bulk over that of the fitted law's nonzero
-        part; about 1 for an MP bulk, 2.1-2.5 for trained-network Hessians
-        (THEORY.md 5b: heavier-tailed than MP).
+        Empirical third moment over the fitted law's, taken in the measure
+        whose moments the fit matched (:attr:`third_moment_frame`): for a
+        moments fit with a fitted ratio, the kept values *with their zeros*
+        against the full law (atom included), since that fit matched m1 and m2
+        there; otherwise (KS, a given or atom-fixed ratio) the nonzero bulk
+        against the law's nonzero part. About 1 for an MP bulk, above 1 for a
+        heavier tail (2.1-2.5 for trained-network Gauss-Newton matrices,
+        docs/theory.md section 5b).
     iterations : int
         Rounds of the outlier exclusion.
     converged : bool
@@ -313,6 +409,16 @@ class MarchenkoPasturFit(FitResultMixin, Result):
         Bootstrap seed (drawn from fresh entropy and recorded when None was passed).
     settings : dict
         The options of :func:`fit_marchenko_pastur` that produced the fit.
+    third_moment_frame : str
+        The measure :attr:`third_moment_ratio` was taken in, in words.
+    identified : bool
+        False when a fitted ratio is not identified by the data (the KS fit on
+        the fold gamma = 1 or on an atom branch the zeros contradict, or a
+        bootstrap interval excluding the estimate); :attr:`identification`
+        says why. A fit can converge numerically and still not identify its
+        ratio.
+    identification : str
+        Empty when identified, else the reason.
     """
 
     params: np.ndarray
@@ -345,6 +451,9 @@ class MarchenkoPasturFit(FitResultMixin, Result):
     num_bootstrap: int = 0
     seed: int | None = None
     settings: dict = field(default_factory=dict)
+    third_moment_frame: str = ""
+    identified: bool = True
+    identification: str = ""
 
     param_names = ("scale", "ratio")
 
@@ -368,6 +477,25 @@ class MarchenkoPasturFit(FitResultMixin, Result):
     def lower_edge(self) -> float:
         """lambda_- = scale (1 - sqrt(ratio))**2 of the fitted law."""
         return self.scale * (1.0 - math.sqrt(self.ratio)) ** 2
+
+    @property
+    def distinct_outliers(self) -> np.ndarray:
+        """The excluded values with repeats across SLQ probes merged, descending.
+
+        For a quadrature density every probe reproduces a converged outlier as
+        one of its nodes, so :attr:`outliers` lists it once per probe; here
+        nodes within a relative ``1e-4`` of each other are one value (their
+        mean). For an eigenvalue array this is :attr:`outliers` itself (true
+        multiplicities are kept).
+        """
+        return _merge_repeats(self.outliers)[0] if self.weighted else self.outliers.copy()
+
+    @property
+    def distinct_outlier_counts(self) -> np.ndarray:
+        """How many excluded nodes each of :attr:`distinct_outliers` merges (1s for an array)."""
+        if not self.weighted:
+            return np.ones(self.outliers.size, dtype=np.int64)
+        return _merge_repeats(self.outliers)[1]
 
     def conf_int(self, alpha: float | None = None) -> np.ndarray:
         """Basic bootstrap intervals of ``[scale, ratio]``.
@@ -445,6 +573,12 @@ class MarchenkoPasturFit(FitResultMixin, Result):
         notes = []
         if not self.converged:
             notes.append(f"NOT CONVERGED: {self.message} Treat the numbers as unreliable.")
+        if not self.identified:
+            notes.append(
+                f"RATIO NOT IDENTIFIED: {self.identification}. Its value, standard error and "
+                "interval are not estimates of a ratio; fix the ratio from the structure "
+                "(ratio=...), pass atom=..., or use method='moments'."
+            )
         unit = "eigenvalues (quadrature mass x n_total, rounded)" if self.weighted else "eigenvalues"
         if self.ratio_source == "atom":
             notes.append(
@@ -462,8 +596,11 @@ class MarchenkoPasturFit(FitResultMixin, Result):
                 "aside (MP describes a positive semi-definite bulk; fit G or the positive part)."
             )
         if self.n_outliers:
+            distinct = (f" ({self.distinct_outliers.size} distinct nodes across the probes)"
+                        if self.weighted else "")
             notes.append(
-                f"{self.n_outliers} {unit} above {self.outlier_cut:.6g} were excluded as outliers "
+                f"{self.n_outliers} {unit}{distinct} above {self.outlier_cut:.6g} were excluded "
+                "as outliers "
                 + (f"(above {EDGE_FACTOR:g} x the fitted upper edge, refitted until stable: "
                    f"{self.iterations} rounds)." if self.outlier_rule == "auto"
                    else f"(rule: {self.outlier_rule}).")
@@ -518,6 +655,12 @@ class MarchenkoPasturFit(FitResultMixin, Result):
                 "bulk is heavier-tailed than MP (as for trained-network Hessians), so MP is a "
                 "poor model for it whatever the parameters."
             )
+        elif self.third_moment_ratio < 1 / 1.5:
+            notes.append(
+                f"The bulk's third moment is {self.third_moment_ratio:.2f} x the MP value: the "
+                "bulk is lighter-tailed than MP (more concentrated than an MP law of its mean "
+                "and variance)."
+            )
         if self.weighted:
             notes.append(
                 "Fitted to quadrature nodes and weights (a spectral density): the KS p-value and "
@@ -549,17 +692,28 @@ class MarchenkoPasturFit(FitResultMixin, Result):
             ("bulk edges", f"[{self.lower_edge:.6g}, {self.upper_edge:.6g}]"),
             ("counts", f"total {self.n_total}, bulk {self.n_bulk}, zero {self.n_zero}, "
                        f"negative {self.n_negative}, outliers {self.n_outliers}"),
-            ("outlier nodes" if self.weighted else "outliers", fmt_values(self.outliers)),
+            self._outlier_row(),
             ("atom-implied ratio", f"{self.atom_ratio:.6g}"),
             ("KS statistic | p-value",
              f"{self.ks_statistic:.4g} | {self.ks_pvalue:.3g} (optimistic)"),
-            ("3rd moment / MP", f"{self.third_moment_ratio:.4g}"),
+            ("3rd moment / MP", f"{self.third_moment_ratio:.4g}"
+                                + (f" ({self.third_moment_frame})" if self.third_moment_frame else "")),
             ("converged", str(self.converged)),
+            ("ratio identified", "yes" if self.identified else "NO (see notes)"),
         ]
         return Summary("Marchenko-Pastur fit", rows, self._notes())
 
+    def _outlier_row(self) -> tuple[str, str]:
+        if not self.weighted:
+            return ("outliers", fmt_values(self.outliers))
+        vals, counts = self.distinct_outliers, self.distinct_outlier_counts
+        shown = [f"{v:.4g}" + (f" (x{c})" if c > 1 else "") for v, c in zip(vals[:6], counts[:6])]
+        more = f", ... ({vals.size} distinct)" if vals.size > 6 else ""
+        return ("outlier nodes (distinct across probes)", (", ".join(shown) + more) or "-")
+
     def __repr__(self) -> str:
-        flag = "" if self.converged else ", converged=False"
+        flag = ("" if self.converged else ", converged=False") + (
+            "" if self.identified else ", identified=False")
         return (
             f"MarchenkoPasturFit(method={self.method!r}, scale={self.scale:.6g}, "
             f"ratio={self.ratio:.6g}, n_bulk={self.n_bulk}, n_outliers={self.n_outliers}, "
@@ -796,8 +950,8 @@ def fit_marchenko_pastur(
     else:
         res = stats.kstest(xb, law_nz.cdf)
         ks_stat, ks_p = float(res.statistic), float(res.pvalue)
-    m3 = float(wb @ xb**3) / float(wb.sum())
-    third = m3 / law_nz.moment(3)
+    third, moment_frame = _third_moment_ratio(xb, wb, zero_mass, scale_, ratio_,
+                                              full=method == "moments" and ratio_source == "fitted")
 
     # -- bootstrap ------------------------------------------------------------------------
     if bootstrap == "wishart" and num_bootstrap:
@@ -821,6 +975,15 @@ def fit_marchenko_pastur(
     message = " ".join(messages)
     if not converged:
         warnings.warn(f"Marchenko-Pastur fit: {message}", ConvergenceWarning, stacklevel=2)
+    m1_nz = float(wb @ xb) / float(wb.sum())
+    rel_var = float(wb @ xb**2) / float(wb.sum()) / m1_nz**2 - 1.0
+    f_kept = zero_mass / (zero_mass + float(wb.sum()))
+    params = np.array([scale_, ratio_])
+    ci_ratio = basic_interval(reps, a, params)[1] if num_bootstrap >= 2 else np.full(2, np.nan)
+    why = _identification(method, ratio_source, ratio_, f_kept, rel_var, ci_ratio, float(bse[1]))
+    if why:
+        warnings.warn(f"Marchenko-Pastur fit: the ratio is not identified: {why}",
+                      ConvergenceWarning, stacklevel=2)
     outl = np.sort(x[pos & ~keep])[::-1]
     return MarchenkoPasturFit(
         params=np.array([scale_, ratio_]),
@@ -853,4 +1016,7 @@ def fit_marchenko_pastur(
         num_bootstrap=num_bootstrap,
         seed=seed,
         settings=settings,
+        third_moment_frame=moment_frame,
+        identified=not why,
+        identification=why,
     )
