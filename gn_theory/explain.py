@@ -36,12 +36,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Sequence, get_args
 
 import numpy as np
+from scipy import stats
 
 from ._checks import check_positive_int, check_real_array
 from ._format import fmt_values
 from .exceptions import ConvergenceWarning, InvalidInputError, ShapeError
 from .results import Result, Summary
 from .rmt import (
+    EDGE_FACTOR,
     MarchenkoPastur,
     MarchenkoPasturFit,
     OutlierFormula,
@@ -53,7 +55,7 @@ from .rmt import (
 )
 
 if TYPE_CHECKING:  # annotations only
-    from .results import ClassStructure, OutlierInputs, SpectralDensity, Spectrum
+    from .results import ClassStructure, OutlierInputs, SpectralDensity, Spectrum, TraceEstimate
     from .rmt import RitzResult
 
 __all__ = ["predict_outliers", "OutlierPrediction", "PredictionMethod"]
@@ -66,7 +68,7 @@ _METHODS: tuple[str, ...] = get_args(PredictionMethod)
 _ASSUMPTIONS = {
     "iid": "class means + iid isotropic within-class noise with an MP bulk",
     "additive": "additive spikes in generic position on an MP bulk",
-    "bgn": "additive spikes in generic position on the empirical bulk of G_w",
+    "bgn": "additive spikes in generic position on the empirical spectrum of G_w",
     "subspace": "Rayleigh-Ritz of G on the class-mean span (measured products with G)",
     "subspace_corrected": "Ritz values + ||r_k||^2 / theta_k (measured products with G)",
 }
@@ -80,9 +82,34 @@ ISOTROPY_MIN_SHARE = 0.2
 MP_MOMENT_TOL = 1.25
 MP_KS_TOL = 0.1
 
+#: A predicted value within this relative distance of its predictor's edge is "at the edge".
+AT_EDGE_RTOL = 0.01
+#: What each table marker means (:meth:`OutlierPrediction.markers`).
+_MARKERS = {
+    "*": "below the predictor's threshold: no outlier predicted, the value is its bulk edge",
+    "~": (f"formally above the threshold but within {100 * AT_EDGE_RTOL:g}% of the predictor's "
+          "edge: no separation from the bulk predicted"),
+    "+": "a Ritz value at or below the top eigenvalue of G_w",
+}
+#: Mean |relative error| up to this is "within" (directions of the predictions).
+WITHIN_TOL = 0.1
+
+
+def _direction(errors: np.ndarray) -> str:
+    """``"within 10% on average"``, ``"too low"``, ``"too high"`` or ``"mixed"`` for signed relative errors."""
+    e = np.asarray(errors, dtype=float)
+    if float(np.mean(np.abs(e))) <= WITHIN_TOL:
+        return f"within {100 * WITHIN_TOL:g}% on average"
+    if np.all(e < 0):
+        return "too low"
+    if np.all(e > 0):
+        return "too high"
+    return "mixed"
+
+
 #: Where each input comes from, said in the messages about a missing one.
 _MEASURE = "measure it with gn_theory.decomposition.measure_outlier_inputs(G, structure)"
-_INPUT_FIELDS = ("observed", "within_density", "within_spectrum", "ritz")
+_INPUT_FIELDS = ("observed", "within_density", "within_spectrum", "ritz", "trace")
 
 
 # ============================================================================= the result
@@ -138,8 +165,16 @@ class OutlierPrediction(Result):
         ``num_within_vectors``, ``within_top_eigenvalue``,
         ``third_moment_ratio`` (empirical / MP third moment), ``ks_statistic``,
         ``third_moment_source``, ``class_mean_trace_share``
-        (:math:`\operatorname{tr}G_{\rm cm}/\operatorname{tr}G`), ``trace_G_cm``,
-        ``trace_G_w``; NaN where not computed.
+        (:math:`\operatorname{tr}G_{\rm cm}/\operatorname{tr}G`) with
+        ``class_mean_trace_share_interval`` (95 %; a point for an exact trace),
+        ``trace_G``, ``trace_G_cm``, ``trace_G_w``, ``trace_source``
+        (``"exact"`` or the SLQ of :math:`G_{\rm w}`); ``bulk_edge_ok``;
+        ``bgn_at_edge`` (bgn predictions within 1 % of its edge),
+        ``bgn_edge_over_bulk_edge`` (bgn's edge over the MP edge of
+        :math:`G_{\rm w}` with outliers excluded: above 1.05 its edge is itself an
+        outlier of :math:`G_{\rm w}`), ``within_top_energy_in_span`` (share of the
+        top eigenvector of :math:`G_{\rm w}` in the class-mean span); NaN where not
+        computed.
     num_params, num_classes, num_samples : int
         P, C, N.
     skipped : list of str
@@ -148,6 +183,13 @@ class OutlierPrediction(Result):
         ``k``, ``methods_requested``, which inputs were given, and the
         ``measurement`` settings of the :class:`~gn_theory.results.OutlierInputs`
         when one was passed.
+    bulk_alternatives : list of dict
+        The MP bulk used (first) and the alternatives it is compared with, one
+        dict each: ``label``, ``ratio``, ``scale``, ``upper_edge``, ``usable``,
+        ``edge_ok`` (the edge lies below every observed eigenvalue compared; None
+        without observed), ``observed_below_edge``, ``num_compared`` and
+        ``errors`` ({predictor: {"mean", "mean_abs", "direction"}} for iid and
+        additive). The summary reports how each MP verdict changes with the bulk.
     """
 
     methods: list
@@ -173,6 +215,7 @@ class OutlierPrediction(Result):
     num_samples: int = 0
     skipped: list = field(default_factory=list)
     settings: dict = field(default_factory=dict)
+    bulk_alternatives: list = field(default_factory=list)
 
     # -- access ---------------------------------------------------------------------
     @property
@@ -260,14 +303,40 @@ class OutlierPrediction(Result):
         )
 
     # -- reporting ------------------------------------------------------------------
+    def markers(self) -> np.ndarray:
+        """The table marker of each predicted value (M, k): ``""``, ``"*"``, ``"~"`` or ``"+"``.
+
+        ``"*"``: a formula row (iid, additive, bgn) below its threshold: no outlier
+        predicted, the value is that predictor's bulk edge. ``"~"``: a formula row
+        formally above its threshold but within :data:`AT_EDGE_RTOL` of its edge (no
+        separation from the bulk predicted). ``"+"``: a subspace row (a real Ritz value)
+        at or below the top eigenvalue of :math:`G_{\\rm w}`.
+
+        Returns
+        -------
+        numpy.ndarray
+            Strings, one per entry of :attr:`predicted`.
+        """
+        out = np.full(self.predicted.shape, "", dtype=object)
+        for i, m in enumerate(self.methods):
+            if m.startswith("subspace"):
+                out[i, ~self.above[i]] = "+"
+                continue
+            edge = self.edges[i]
+            near = np.abs(self.predicted[i] - edge) <= AT_EDGE_RTOL * abs(edge)
+            out[i, ~self.above[i]] = "*"
+            out[i, self.above[i] & near] = "~"
+        return out
+
     def table(self) -> str:
         """Predicted vs observed, one line per outlier, as plain text.
 
         Returns
         -------
         str
-            Columns: k, observed, then each predictor's value and (with
-            observed values) its signed relative error in percent.
+            Columns: k, observed, then each predictor's value (with its marker, see
+            :meth:`markers`) and (with observed values) its signed relative error in
+            percent; footnotes explain the markers that occur.
         """
         head = ["k", "observed"] + [
             h for m in self.methods for h in ((m, "err %") if self.relative_errors is not None else (m,))
@@ -275,53 +344,78 @@ class OutlierPrediction(Result):
         widths = [max(10, len(h)) for h in head]
         lines = ["  ".join(f"{h:>{w}}" for h, w in zip(head, widths))]
         n_cmp = 0 if self.relative_errors is None else self.relative_errors.shape[1]
+        marks = self.markers()
         for j in range(self.k):
             obs = self.observed[j] if self.observed is not None and j < self.observed.size else math.nan
             cells = [str(j + 1), f"{obs:.5g}"]
             for i in range(len(self.methods)):
-                star = "" if self.above[i, j] else "*"
-                cells.append(f"{self.predicted[i, j]:.5g}{star}")
+                cells.append(f"{self.predicted[i, j]:.5g}{marks[i, j]}")
                 if self.relative_errors is not None:
                     cells.append(f"{100 * self.relative_errors[i, j]:+.1f}" if j < n_cmp else "-")
             lines.append("  ".join(f"{c:>{w}}" for c, w in zip(cells, widths)))
-        lines.append(
-            "(* = at or below the predictor's threshold: no outlier predicted, value is the bulk edge)"
-        )
+        used = set(marks.ravel().tolist())
+        for mark, text in _MARKERS.items():
+            if mark in used:
+                lines.append(f"({mark} = {text})")
         return "\n".join(lines)
+
+    @property
+    def directions(self) -> dict[str, str]:
+        """Per predictor: ``"within 10% on average"``, ``"too low"``, ``"too high"`` or ``"mixed"``.
+
+        Read from the signed relative errors (empty without observed values):
+        "within 10% on average" when the mean absolute error is at most 10 %, else too low (too
+        high) when every error is negative (positive), else mixed.
+        """
+        if self.relative_errors is None or self.relative_errors.shape[1] == 0:
+            return {}
+        return {m: _direction(e) for m, e in zip(self.methods, self.relative_errors)}
+
+    def _error_note(self) -> str | None:
+        errs, dirs = self.mean_abs_errors, self.directions
+        if not errs:
+            return None
+        parts = []
+        for i, m in enumerate(self.methods):
+            e = self.relative_errors[i]
+            parts.append(f"{m} {dirs[m]} (mean {100 * float(np.mean(e)):+.1f}%, "
+                         f"range {100 * float(e.min()):+.1f}% to {100 * float(e.max()):+.1f}%)")
+        n = self.relative_errors.shape[1]
+        best = self.best_method
+        worst = [m for m, v in errs.items() if v > 0.5]
+        return (f"Against the observed top {n}: " + "; ".join(parts) + f". Best predictor: {best} "
+                f"(mean |relative error| {100 * errs[best]:.1f}%)."
+                + (f" Off by more than 50% on average: {', '.join(worst)}." if worst else ""))
 
     def _notes(self) -> list[str]:
         d = self.diagnostics
         notes: list[str] = []
         share, base = d.get("within_energy_in_span", math.nan), d.get("random_baseline", math.nan)
         dim, nvec = d.get("span_dim", 0), d.get("num_within_vectors", 0)
+        generic = [m for m in ("iid", "additive", "bgn") if m in self.methods]
         if math.isfinite(share):
             where = (
                 f"{100 * share:.1f}% of the energy of the top-{nvec} eigenvectors of G_w lies in the "
                 f"{dim}-dim class-mean span (random subspace: {100 * base:.2g}%)"
             )
             if share > max(ISOTROPY_FACTOR * base, ISOTROPY_MIN_SHARE):
-                errs = {m: e for m, e in self.mean_abs_errors.items()
-                        if m in ("iid", "additive", "bgn")}
+                errs = {m: e for m, e in self.mean_abs_errors.items() if m in generic}
+                effect = ""
                 if errs:
-                    worst = max(errs.values())
-                    effect = (
-                        f" Here they miss the observed outliers by up to {100 * worst:.0f}% "
-                        "(mean |relative error|)." if worst > 0.1 else
-                        f" Here they still land within {100 * worst:.0f}% on average: the inflation is "
-                        "small next to the class-mean eigenvalues themselves."
-                    )
-                else:
-                    effect = ""
+                    worst = max(errs, key=errs.get)
+                    effect = (f" The largest mean |relative error| among {', '.join(errs)} is "
+                              f"{100 * errs[worst]:.0f}% ({worst}).")
                 notes.append(
-                    f"Within-class part is not isotropic: {where}. Within-class variation inflates the "
-                    "class-mean directions instead of acting as independent noise, which breaks the "
-                    "assumption of the iid/additive/bgn predictors (noise in generic position to the "
-                    f"means); where the inflation matters they predict the outliers too low.{effect}"
+                    f"The within-class part G_w is not isotropic: {where}. It is not a bulk of "
+                    "noise in generic position to the means: its largest directions are the "
+                    "class-mean directions, which breaks the assumption of the iid, additive and "
+                    f"bgn predictors.{effect}"
                 )
             else:
                 notes.append(
-                    f"Within-class part looks isotropic with respect to the class means: {where}; the "
-                    "generic-position assumption of the iid/additive/bgn predictors holds on this count."
+                    f"The within-class part G_w looks isotropic with respect to the class means: "
+                    f"{where}; the generic-position assumption of the iid/additive/bgn predictors "
+                    "holds on this count."
                 )
         else:
             notes.append(
@@ -329,6 +423,9 @@ class OutlierPrediction(Result):
                 "(no within_spectrum: the top eigenvectors of G_w come from "
                 "gn_theory.decomposition.measure_outlier_inputs)."
             )
+        note = self._error_note()
+        if note:
+            notes.append(note)
         m3, ks = d.get("third_moment_ratio", math.nan), d.get("ks_statistic", math.nan)
         parts = []
         if math.isfinite(m3):
@@ -341,43 +438,101 @@ class OutlierPrediction(Result):
             )
             src = d.get("third_moment_source", "")
             if bad:
+                tail = ("heavier-tailed than MP" if math.isfinite(m3) and m3 > MP_MOMENT_TOL
+                        else "lighter-tailed than MP" if math.isfinite(m3) and m3 < 1 / MP_MOMENT_TOL
+                        else "not MP-shaped")
                 notes.append(
-                    f"Bulk not MP: {', '.join(parts)}{f' ({src})' if src else ''}. The MP-based predictors "
-                    "(iid, additive) use the wrong bulk; bgn uses the empirical bulk of G_w instead."
+                    f"G_w's spectrum is not MP: {', '.join(parts)}{f' ({src})' if src else ''}, "
+                    f"{tail}. The MP-based predictors (iid, additive) use the wrong law; bgn uses "
+                    "the empirical spectrum of G_w instead."
                 )
             else:
-                notes.append(f"Bulk consistent with MP on these counts: {', '.join(parts)}.")
+                notes.append(f"G_w's spectrum is consistent with MP on these counts: {', '.join(parts)}.")
+        notes += self._bulk_notes()
+        notes += self._bgn_notes()
         tshare = d.get("class_mean_trace_share", math.nan)
         if math.isfinite(tshare):
-            notes.append(f"G_cm carries {100 * tshare:.1f}% of tr G (the rest is within-class, G_w).")
+            lo, hi = d.get("class_mean_trace_share_interval", [math.nan, math.nan])
+            src = d.get("trace_source", "")
+            band = ("" if src == "exact" or not math.isfinite(lo)
+                    else f", 95% interval [{100 * lo:.1f}%, {100 * hi:.1f}%]")
+            notes.append(f"G_cm carries {100 * tshare:.1f}% of tr G{band} ({src}); the rest is "
+                         "the within-class part G_w.")
         if "subspace" in self.methods:
             notes.append(
                 f"The subspace predictor is Rayleigh-Ritz of G itself on the class-mean span ({dim} products "
                 "with G): it shows the structure that explains the outliers (their eigenspace is the "
                 "class-mean span), not an independent prediction."
             )
-        if "bgn" in self.methods:
-            notes.append(
-                "bgn uses the empirical Stieltjes transform of G_w from its SLQ quadrature with edge "
-                f"b = {self.within_upper_edge:.4g} (the residual-widened range estimate); threshold 1/G(b)."
-            )
-        if self.bulk_source.startswith("moments"):
-            notes.append(
-                f"Bulk ratio {self.ratio:.4g} and scale {self.scale:.4g} by moment matching on the SLQ "
-                "quadrature of G_w (THEORY 4.5 step 3: scale = tr(G_w)/P, ratio = m2/m1^2 - 1; "
-                "fit_marchenko_pastur with nothing excluded); pass bulk_fit to fit the bulk your way."
-            )
-        errs = self.mean_abs_errors
-        if errs:
-            best = self.best_method
-            worst = [m for m, e in errs.items() if e > 0.5]
-            notes.append(
-                f"Best predictor: {best} (mean |relative error| {100 * errs[best]:.1f}% over the top "
-                f"{self.relative_errors.shape[1]})."
-                + (f" Off by more than 50%: {', '.join(worst)}." if worst else "")
-            )
         for s in self.skipped:
             notes.append(f"Skipped: {s}.")
+        return notes
+
+    def _bulk_notes(self) -> list[str]:
+        """The bulk used, the edge rule, and how the MP verdicts change with the bulk."""
+        notes: list[str] = []
+        alts = self.bulk_alternatives
+        if not alts:
+            return notes
+        primary = alts[0]
+        notes.append(
+            f"MP bulk used by iid/additive: ratio {self.ratio:.4g}, scale {self.scale:.4g}, upper "
+            f"edge {primary['upper_edge']:.4g} ({self.bulk_source})."
+        )
+        if primary.get("edge_ok") is False:
+            notes.append(
+                f"The bulk FAILED the edge rule: its upper edge {primary['upper_edge']:.4g} lies "
+                f"above {primary['observed_below_edge']} of the {primary['num_compared']} observed "
+                "eigenvalues compared, so those sit inside the fitted bulk and the MP predictions "
+                "for them are edge values: the iid/additive verdicts are unreliable."
+            )
+        elif primary.get("edge_ok") is None:
+            notes.append("The edge rule (the bulk edge below the observed outliers) was not "
+                         "checked: no observed eigenvalues.")
+        mp = [m for m in ("iid", "additive") if m in self.methods]
+        if len(alts) > 1 and mp and self.relative_errors is not None:
+            for m in mp:
+                cells = []
+                for a in alts:
+                    e = a.get("errors", {}).get(m)
+                    if e is None:
+                        cells.append(f"{a['label']}: -")
+                        continue
+                    flag = "" if a.get("edge_ok") is not False else "; edge among the observed"
+                    cells.append(f"{a['label']}: mean {100 * e['mean']:+.1f}%, {e['direction']}{flag}")
+                verdicts = {a["errors"][m]["direction"] for a in alts if m in a.get("errors", {})}
+                holds = ("the verdict holds across these bulks" if len(verdicts) == 1
+                         else "the verdict CHANGES with the bulk")
+                notes.append(f"Sensitivity of {m} to the bulk: " + " | ".join(cells) + f"; {holds}.")
+        return notes
+
+    def _bgn_notes(self) -> list[str]:
+        if "bgn" not in self.methods:
+            return []
+        d = self.diagnostics
+        i = self.methods.index("bgn")
+        b = self.edges[i]
+        notes = [
+            "bgn uses the empirical Stieltjes transform of G_w from its SLQ quadrature with edge "
+            f"b = {b:.4g} (the residual-widened range estimate: G_w's top eigenvalue); threshold 1/G(b)."
+        ]
+        n_at = int(d.get("bgn_at_edge", 0))
+        if n_at:
+            ratio = d.get("bgn_edge_over_bulk_edge", math.nan)
+            energy = d.get("within_top_energy_in_span", math.nan)
+            why = ""
+            if math.isfinite(ratio) and ratio > EDGE_FACTOR:
+                why = (f" That edge is itself an outlier of G_w: {ratio:.3g}x the upper edge of the MP "
+                       "fit to G_w with outliers excluded")
+                if math.isfinite(energy):
+                    why += (f", and {100 * energy:.0f}% of the energy of G_w's top eigenvector lies "
+                            "in the class-mean span")
+                why += "."
+            notes.append(
+                f"bgn is degenerate here: {n_at} of its {self.k} predictions sit within "
+                f"{100 * AT_EDGE_RTOL:g}% of its edge b (marked ~ in the table).{why} Its values say "
+                "where G_w's top sits, not where the spikes put G's outliers."
+            )
         return notes
 
     def summary(self) -> Summary:
@@ -391,12 +546,14 @@ class OutlierPrediction(Result):
         rows: list[tuple[str, str]] = [
             ("P, C, N", f"{self.num_params}, {self.num_classes}, {self.num_samples}"),
             ("class-mean eigenvalues", fmt_values(self.class_mean_eigenvalues)),
-            ("bulk ratio, scale", f"{self.ratio:.4g}, {self.scale:.4g} ({self.bulk_source})"),
+            ("MP bulk ratio, scale", f"{self.ratio:.4g}, {self.scale:.4g} ({self.bulk_source})"),
             ("observed top", fmt_values(self.observed) if self.observed is not None else "-"),
         ]
         errs = self.mean_abs_errors
         for i, m in enumerate(self.methods):
             err = f"; mean |err| {100 * errs[m]:.1f}%" if m in errs else ""
+            direction = self.directions.get(m)
+            err += f", {direction}" if direction else ""
             rows.append(
                 (m, f"{fmt_values(self.predicted[i])} [{int(self.above[i].sum())}/{self.k} above]{err}")
             )
@@ -405,6 +562,11 @@ class OutlierPrediction(Result):
                     "class_mean_trace_share"):
             v = d.get(key, math.nan)
             rows.append((key.replace("_", " "), f"{v:.4g}" if isinstance(v, float) else str(v)))
+        if self.bulk_alternatives:
+            a = self.bulk_alternatives[0]
+            ok = {True: "below the observed", False: "FAILED (among the observed)",
+                  None: "not checked"}[a.get("edge_ok")]
+            rows.append(("bulk edge rule", f"edge {a['upper_edge']:.4g}: {ok}"))
         return Summary("Predicted outliers of G from its class structure", rows, self._notes())
 
     def __repr__(self) -> str:
@@ -432,14 +594,14 @@ def _gather(inputs: Any, given: dict[str, Any]) -> dict[str, Any]:
     """The measured inputs: the fields of ``inputs``, completed by the keywords (never both)."""
     if inputs is None:
         return dict(given)
-    if not all(hasattr(inputs, name) for name in _INPUT_FIELDS):
+    if not all(hasattr(inputs, name) for name in _INPUT_FIELDS if name != "trace"):
         raise InvalidInputError(
             "inputs must be an OutlierInputs (from gn_theory.decomposition.measure_outlier_inputs "
             f"or OutlierInputs.load); got {type(inputs).__name__}"
         )
     out = {}
     for name in _INPUT_FIELDS:
-        from_inputs = getattr(inputs, name)
+        from_inputs = getattr(inputs, name, None)
         if from_inputs is not None and given[name] is not None:
             raise InvalidInputError(
                 f"{name} is given twice, in inputs and as a keyword; pass one of them"
@@ -511,11 +673,81 @@ def _quadrature(density: Any) -> tuple[np.ndarray, np.ndarray, float]:
     return nodes, weights, edge
 
 
-def _moments_bulk(density: Any) -> MarchenkoPasturFit:
-    """The moments fit of the MP law to a quadrature, nothing excluded (a computation, no products)."""
+#: The bulk rules compared, the default first: (label, exclude_outliers).
+_BULK_RULES: tuple[tuple[str, Any], ...] = (("outliers excluded", "auto"), ("nothing excluded", False))
+
+
+def _fit_bulk(density: Any, exclude: Any) -> MarchenkoPasturFit:
+    """The moments fit of the MP law to a quadrature (a computation, no products)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
-        return fit_marchenko_pastur(density, exclude_outliers=False, num_bootstrap=0)
+        return fit_marchenko_pastur(density, exclude_outliers=exclude, num_bootstrap=0)
+
+
+def _unusable(fit: MarchenkoPasturFit) -> str:
+    """Why a bulk fit cannot serve the MP predictors, or ``""``."""
+    if not fit.converged:
+        return fit.message
+    if not getattr(fit, "identified", True):
+        return f"its ratio is not identified: {fit.identification}"
+    return ""
+
+
+def _alternative(label: str, ratio: float, scale: float, why: str, ell: np.ndarray,
+                 obs: np.ndarray | None, n_cmp: int) -> dict[str, Any]:
+    """One bulk: its edge, the edge rule against the observed, and the MP verdicts."""
+    edge = float(scale * (1.0 + math.sqrt(ratio)) ** 2)
+    out: dict[str, Any] = {
+        "label": label, "ratio": float(ratio), "scale": float(scale), "upper_edge": edge,
+        "usable": not why, "reason": why, "edge_ok": None, "observed_below_edge": 0,
+        "num_compared": int(n_cmp), "errors": {},
+    }
+    if obs is None or n_cmp == 0:
+        return out
+    below = int(np.sum(obs[:n_cmp] <= edge))
+    out["observed_below_edge"] = below
+    out["edge_ok"] = below == 0
+    if why:
+        return out
+    for m, f in (("iid", iid_noise_outliers), ("additive", additive_outliers)):
+        e = (f(ell, ratio, scale).predicted[:n_cmp] - obs[:n_cmp]) / obs[:n_cmp]
+        out["errors"][m] = {"mean": float(np.mean(e)), "mean_abs": float(np.mean(np.abs(e))),
+                            "direction": _direction(e)}
+    return out
+
+
+def _trace_share(trace_cm: float, trace: Any, nodes: np.ndarray | None,
+                 weights: np.ndarray | None, P: int) -> dict[str, Any]:
+    """tr G_cm / tr G: exact with a measured tr G, else from the SLQ trace of G_w with a 95% band."""
+    out: dict[str, Any] = {"trace_G_cm": trace_cm, "trace_G": math.nan, "trace_G_w": math.nan,
+                           "class_mean_trace_share": math.nan,
+                           "class_mean_trace_share_interval": [math.nan, math.nan],
+                           "trace_source": ""}
+    if trace is not None:
+        tr = float(getattr(trace, "estimate", trace))
+        bse = float(getattr(trace, "bse", 0.0) or 0.0)
+        if not (math.isfinite(tr) and tr > 0):
+            raise InvalidInputError(f"trace must be a finite positive tr G; got {tr!r}")
+        band = [trace_cm / (tr + 1.96 * bse), trace_cm / max(tr - 1.96 * bse, trace_cm)]
+        out.update(trace_G=tr, trace_G_w=tr - trace_cm, class_mean_trace_share=trace_cm / tr,
+                   class_mean_trace_share_interval=[float(min(band)), float(min(1.0, max(band)))],
+                   trace_source="exact" if bse == 0.0 else "given tr G")
+        return out
+    if nodes is None:
+        return out
+    per_probe = P * np.sum(weights * nodes, axis=1)  # one trace estimate of G_w per probe
+    tw = float(np.mean(per_probe))
+    n = per_probe.size
+    se = float(np.std(per_probe, ddof=1) / math.sqrt(n)) if n > 1 else math.nan
+    q = float(stats.t.ppf(0.975, n - 1)) if n > 1 else math.nan
+    lo_w, hi_w = max(tw - q * se, 0.0), tw + q * se
+    share = trace_cm / (trace_cm + tw)
+    out.update(trace_G=trace_cm + tw, trace_G_w=tw, class_mean_trace_share=share,
+               class_mean_trace_share_interval=(
+                   [trace_cm / (trace_cm + hi_w), trace_cm / (trace_cm + lo_w)]
+                   if math.isfinite(se) else [math.nan, math.nan]),
+               trace_source=f"SLQ trace of G_w, {n} probes")
+    return out
 
 
 def _top_vectors(spectrum: Any, P: int) -> tuple[np.ndarray, float]:
@@ -566,6 +798,7 @@ def predict_outliers(
     within_density: SpectralDensity | None = None,
     within_spectrum: Spectrum | None = None,
     ritz: RitzResult | None = None,
+    trace: TraceEstimate | float | None = None,
     method: Literal["all"] | PredictionMethod | Sequence[PredictionMethod] = "all",
     k: int | None = None,
 ) -> OutlierPrediction:
@@ -576,9 +809,14 @@ def predict_outliers(
     predictors (module docstring; THEORY.md 5, 5b) each need an input:
 
     * ``"iid"``, ``"additive"``: the MP bulk, ``bulk_fit`` or, if None, the
-      moments fit to ``within_density`` (:func:`~gn_theory.rmt.fit_marchenko_pastur`
-      on the quadrature, nothing excluded: scale :math:`= \operatorname{tr}G_{\rm w}/P`,
-      ratio :math:`= m_2/m_1^2 - 1`; a computation, no products);
+      moments fit to ``within_density`` with the outliers excluded
+      (:func:`~gn_theory.rmt.fit_marchenko_pastur` on the quadrature,
+      ``exclude_outliers="auto"``: the recipe of docs/theory.md section 4.5; a
+      computation, no products). Whatever the bulk, its upper edge must lie below
+      the observed eigenvalues compared (the *edge rule*), or the result says the
+      bulk failed; the verdicts under the alternative bulk (nothing excluded, and
+      the default when ``bulk_fit`` is given) are reported beside it
+      (:attr:`OutlierPrediction.bulk_alternatives`);
     * ``"bgn"``: ``within_density``, the SLQ quadrature of :math:`G_{\rm w}`;
     * ``"subspace"``: ``ritz``, Rayleigh-Ritz of G on the class-mean span,
       reported as two rows, ``"subspace"`` (Ritz values) and
@@ -611,6 +849,10 @@ def predict_outliers(
         Top eigenpairs of :math:`G_{\rm w}` with eigenvectors, for the isotropy diagnostic.
     ritz : RitzResult, optional
         :func:`~gn_theory.rmt.subspace_ritz` of G on the class-mean span, for ``"subspace"``.
+    trace : TraceEstimate or float, optional
+        :math:`\operatorname{tr}G` (exact from ``measure_outlier_inputs``) for the
+        share of :math:`G_{\rm cm}`; without it the share uses the SLQ trace of
+        :math:`G_{\rm w}`, with a 95 % interval from the spread of its probes.
     method : {"all", "iid", "additive", "bgn", "subspace"} or list of them
         Predictors to run. ``"all"`` runs those the inputs allow and records the
         others under :attr:`OutlierPrediction.skipped`; naming one whose input is
@@ -663,7 +905,7 @@ def predict_outliers(
     methods = _methods(method)
     explicit = not (isinstance(method, str) and method == "all")
     got = _gather(inputs, {"observed": observed, "within_density": within_density,
-                           "within_spectrum": within_spectrum, "ritz": ritz})
+                           "within_spectrum": within_spectrum, "ritz": ritz, "trace": trace})
     skipped: list[str] = []
 
     def unavailable(what: str, reason: str) -> None:
@@ -681,25 +923,35 @@ def predict_outliers(
     P = int(structure.num_params)
     obs = _observed(got["observed"])
 
-    # -- the bulk: given, or the moments fit to the quadrature of G_w ------------------------
+    # -- the bulk: given, or the moments fit to the quadrature of G_w, outliers excluded -------
     bulk: MarchenkoPasturFit | None = bulk_fit if isinstance(bulk_fit, MarchenkoPasturFit) else None
     ratio = scale = ks = m3_ratio = math.nan
     bulk_source = m3_source = ""
     nodes = weights = None
-    b_edge = trace_w = math.nan
+    b_edge = math.nan
+    n_cmp = 0 if obs is None else min(k, obs.size)
+    alternatives: list[dict[str, Any]] = []
+    fits: dict[str, MarchenkoPasturFit] = {}
     if got["within_density"] is not None:
         nodes, weights, b_edge = _quadrature(got["within_density"])
-        trace_w = P * float(np.sum(weights * nodes) / weights.shape[0])
+        for label, exclude in _BULK_RULES:
+            fits[label] = _fit_bulk(got["within_density"], exclude)
     if bulk_fit is not None:
         ratio, scale, ks, m3_ratio, bulk_source = _bulk_params(bulk_fit)
         m3_source = "from bulk_fit" if math.isfinite(m3_ratio) else ""
-    elif got["within_density"] is not None:
-        bulk = _moments_bulk(got["within_density"])
-        if bulk.converged:
+        alternatives.append(_alternative("given bulk_fit", ratio, scale, "", ell[:k], obs, n_cmp))
+    elif fits:
+        bulk = fits[_BULK_RULES[0][0]]
+        why = _unusable(bulk)
+        if not why:
             ratio, scale = bulk.ratio, bulk.scale
             ks, m3_ratio = bulk.ks_statistic, bulk.third_moment_ratio
-            bulk_source = "moments fit to the SLQ quadrature of G_w"
-            m3_source = "SLQ of G_w vs the moment-matched MP law"
+            bulk_source = ("moments fit to the SLQ quadrature of G_w, outliers excluded "
+                           "(docs/theory.md 4.5)")
+            m3_source = f"SLQ of G_w, {bulk.third_moment_frame}"
+    for label, fit in fits.items():
+        alternatives.append(_alternative(label, fit.ratio, fit.scale, _unusable(fit), ell[:k],
+                                         obs, n_cmp))
     rows: list[tuple[str, OutlierFormula]] = []
     for m in ("iid", "additive"):
         if m not in methods:
@@ -707,8 +959,8 @@ def predict_outliers(
         if math.isfinite(ratio):
             f = iid_noise_outliers if m == "iid" else additive_outliers
             rows.append((m, f(ell[:k], ratio, scale)))
-        elif bulk is not None and not bulk.converged:
-            unavailable(m, f"an MP bulk: the moments fit to within_density failed ({bulk.message}); "
+        elif bulk is not None and _unusable(bulk):
+            unavailable(m, f"an MP bulk: the moments fit to within_density failed ({_unusable(bulk)}); "
                            "pass bulk_fit (a MarchenkoPasturFit or (ratio, scale))")
         else:
             unavailable(m, "an MP bulk: pass bulk_fit (a MarchenkoPasturFit or (ratio, scale)) or "
@@ -732,21 +984,28 @@ def predict_outliers(
         "third_moment_source": m3_source,
         "ks_statistic": float(ks),
     }
+    diag["within_top_energy_in_span"] = math.nan
     if got["within_spectrum"] is not None:
         U, top_w = _top_vectors(got["within_spectrum"], P)
         diag["within_energy_in_span"] = float(min(1.0, np.sum((Q.T @ U) ** 2) / U.shape[1]))
+        diag["within_top_energy_in_span"] = float(min(1.0, np.sum((Q.T @ U[:, 0]) ** 2)))
         diag["num_within_vectors"] = int(U.shape[1])
         diag["within_top_eigenvalue"] = top_w
     else:
         skipped.append(f"isotropy diagnostic (needs within_spectrum, the top eigenvectors of G_w; "
                        f"{_MEASURE})")
-    trace_cm = float(np.trace(structure.gram("G_cm")))
-    diag["trace_G_cm"] = trace_cm
-    diag["trace_G_w"] = float(trace_w)
-    diag["class_mean_trace_share"] = (
-        float(min(1.0, max(0.0, trace_cm / (trace_cm + trace_w))))
-        if math.isfinite(trace_w) else math.nan
-    )
+    diag.update(_trace_share(float(np.trace(structure.gram("G_cm"))), got["trace"], nodes,
+                             weights, P))
+    diag["bulk_edge_ok"] = alternatives[0]["edge_ok"] if alternatives else None
+    diag["bgn_at_edge"] = 0
+    diag["bgn_edge_over_bulk_edge"] = math.nan
+    for name, f in rows:
+        if name == "bgn":
+            near = np.abs(np.asarray(f.predicted) - f.edge) <= AT_EDGE_RTOL * abs(f.edge)
+            diag["bgn_at_edge"] = int(np.sum(near & np.asarray(f.above, bool)))
+            robust = fits.get(_BULK_RULES[0][0])
+            if robust is not None and robust.upper_edge > 0:
+                diag["bgn_edge_over_bulk_edge"] = float(f.edge / robust.upper_edge)
 
     # -- the subspace rows: measured Ritz values of G on the class-mean span -------------------
     ritz_res = None
@@ -777,9 +1036,8 @@ def predict_outliers(
     predicted = np.vstack([f.predicted for _, f in rows])
     rel = None
     if obs is not None:
-        n = min(k, obs.size)
         with np.errstate(divide="ignore", invalid="ignore"):
-            rel = (predicted[:, :n] - obs[None, :n]) / obs[None, :n]
+            rel = (predicted[:, :n_cmp] - obs[None, :n_cmp]) / obs[None, :n_cmp]
     settings: dict[str, Any] = {
         "k": k,
         "methods_requested": methods,
@@ -811,4 +1069,5 @@ def predict_outliers(
         num_samples=int(getattr(structure, "num_samples", 0)),
         skipped=skipped,
         settings=settings,
+        bulk_alternatives=alternatives,
     )

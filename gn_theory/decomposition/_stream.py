@@ -138,3 +138,57 @@ def stream_class_means(
         if pending_rows[c]:
             flush(c, last_index)
     return reduce_sum(S), reduce_sum(counts), reduce_sum(loss_sum), nvjp
+
+
+#: Default memory for the per-sample delta vectors of one chunk (bytes).
+DELTA_NORMS_CHUNK_BYTES = 2**27
+
+
+def stream_delta_norms(
+    G: Any, C: int, max_bytes: int = DELTA_NORMS_CHUNK_BYTES
+) -> tuple[torch.Tensor, int]:
+    r"""Exact :math:`\sum_{i:y_i=c}\sum_{c'}\|\delta_{i,c'}\|^2` per true class c, in one data pass.
+
+    ``tr G = (1/N) sum_i sum_c' ||delta_{i,c'}||^2`` (docs/theory.md section 3.4). The
+    class-mean pass cannot give it (it sums the deltas before any norm is taken), so
+    the per-sample vectors are formed here, a chunk of samples at a time: per sample
+    one forward and C vector-Jacobian products (``vmap`` over the samples of a
+    ``vmap`` over the C cotangents), so the work is that of C per-sample-gradient
+    passes and the memory ``chunk x C x P`` numbers, with the chunk chosen to fit
+    ``max_bytes``.
+
+    Parameters
+    ----------
+    G : ModelCurvatureOperator
+        The GGN operator: its functional model and data are read.
+    C : int
+        Number of classes (logits).
+    max_bytes : int
+        Memory for one chunk of per-sample deltas.
+
+    Returns
+    -------
+    tuple
+        The sums per class (float64, shape (C,)) and the number of VJPs (N C).
+    """
+    f, theta = G.function, G.function.theta
+    P = theta.numel()
+    per = max(1, int(max_bytes // (8 * C * P)))
+    sums = torch.zeros(C, dtype=torch.float64, device=theta.device)
+    nvjp = 0
+
+    def sample_norm(x_i: torch.Tensor, W_i: torch.Tensor) -> torch.Tensor:
+        _, pull = vjp(lambda t: f(t, x_i[None])[0], theta)
+        g = vmap(pull)(W_i)[0]  # (C, P): delta_{i,c'} for every logit c'
+        return (g.to(torch.float64) ** 2).sum()
+
+    for index, x, y in G.data:
+        with torch.no_grad():
+            p = torch.softmax(f(theta, x).detach(), dim=-1)
+        _check_probs(p, f"batch {index}")
+        W = cotangents(p).permute(1, 0, 2).contiguous()  # (B, C', C)
+        for s in range(0, x.shape[0], per):
+            norms = vmap(sample_norm)(x[s : s + per], W[s : s + per])
+            sums.index_add_(0, y[s : s + per].to(sums.device), norms)
+            nvjp += int(norms.shape[0]) * C
+    return reduce_sum(sums), nvjp

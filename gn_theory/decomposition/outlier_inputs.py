@@ -10,7 +10,10 @@ from products with G is measured here, explicitly, and returned as an
   empirical bulk for the ``"bgn"`` predictor and the moment-matched MP bulk);
 * the top eigenpairs of :math:`G_{\rm w}` with eigenvectors (the isotropy
   diagnostic: how much of their energy lies in the class-mean span);
-* Rayleigh-Ritz of G on the class-mean span (the ``"subspace"`` predictor).
+* Rayleigh-Ritz of G on the class-mean span (the ``"subspace"`` predictor);
+* :math:`\operatorname{tr}G` exactly, the sum of the squared norms of the per-sample
+  vectors :math:`\delta_{i,c'}` (one data pass), for the share of G carried by
+  :math:`G_{\rm cm}`.
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from .. import _checks
 from ..exceptions import InvalidInputError
 from ..operators import CurvatureOperator
 from ..operators.lowrank import within_class_operator
+from ..results import TraceEstimate
 from ..results.structure import ClassStructure, OutlierInputs
 from ..rmt import subspace_ritz
 from ..spectra import lanczos, slq
+from ._stream import DELTA_NORMS_CHUNK_BYTES, stream_delta_norms
 
 __all__ = ["measure_outlier_inputs"]
 
@@ -38,6 +43,7 @@ def measure_outlier_inputs(
     num_steps: int = 128,
     num_vectors: int | None = None,
     seed: int = 0,
+    exact_trace: bool = True,
     progress: bool = False,
 ) -> OutlierInputs:
     r"""Measure what outlier prediction needs from products with G: top of G, bulk of G_w, Ritz values.
@@ -52,7 +58,10 @@ def measure_outlier_inputs(
     3. ``within_spectrum``: the top ``num_vectors`` eigenpairs of
        :math:`G_{\rm w}` with eigenvectors (Lanczos, ``tol=1e-6``);
     4. ``ritz``: :func:`gn_theory.rmt.subspace_ritz` of G on the class-mean
-       span (:meth:`ClassStructure.class_mean_basis`, r products with G).
+       span (:meth:`ClassStructure.class_mean_basis`, r products with G);
+    5. ``trace`` (``exact_trace=True``): :math:`\operatorname{tr}G =
+       \frac1N\sum_{i,c'}\|\delta_{i,c'}\|^2` exactly, one pass over the data
+       with the per-sample vectors formed a chunk of samples at a time.
 
     If the memory guard skipped the C^2 class means, only ``observed`` is
     measured (2-4 need :math:`G_{\rm cm}`) and ``settings["skipped"]`` says so.
@@ -74,6 +83,11 @@ def measure_outlier_inputs(
         Top eigenvectors of :math:`G_{\rm w}` (default ``k``; at most P - 1).
     seed : int, default 0
         Seed of the Lanczos runs and of the SLQ probes.
+    exact_trace : bool, default True
+        Measure :math:`\operatorname{tr}G` exactly (N C vector-Jacobian products,
+        memory ``chunk x C x P`` numbers within 128 MiB). Without it the share of
+        :math:`G_{\rm cm}` in :math:`\operatorname{tr}G` comes from the SLQ trace
+        of :math:`G_{\rm w}`, with an interval from the spread of its probes.
     progress : bool, default False
         Show progress bars of the Lanczos and SLQ runs.
 
@@ -119,6 +133,7 @@ def measure_outlier_inputs(
         "num_steps": num_steps,
         "num_vectors": nv,
         "seed": seed,
+        "exact_trace": bool(exact_trace),
         "skipped": [],
     }
     fp = structure.settings.get("fingerprint") if isinstance(structure.settings, dict) else None
@@ -135,16 +150,36 @@ def measure_outlier_inputs(
             "within_density, within_spectrum and ritz: the C^2 class means were skipped by "
             "the memory guard (" + "; ".join(structure.skipped) + ")"
         )
-        return OutlierInputs(observed=observed, settings=settings)
+        trace = _exact_trace(G, structure) if exact_trace else None
+        return OutlierInputs(observed=observed, settings=settings, trace=trace)
     density = slq(W, num_probes=num_probes, num_steps=num_steps, seed=seed, progress=progress)
     within = lanczos(
         W, nv, which="largest", seed=seed, tol=1e-6, warn=False, progress=progress
     )
     ritz = subspace_ritz(G, structure.class_mean_basis(), orthonormalize=False)
+    trace = _exact_trace(G, structure) if exact_trace else None
     return OutlierInputs(
         observed=observed,
         within_density=density,
         within_spectrum=within,
         ritz=ritz,
         settings=settings,
+        trace=trace,
+    )
+
+
+def _exact_trace(G: CurvatureOperator, structure: ClassStructure) -> TraceEstimate:
+    """tr G from the per-sample delta vectors, per true class (docs/theory.md section 3.4)."""
+    sums, nvjp = stream_delta_norms(G, int(structure.num_classes))
+    per_class = sums.cpu().numpy() / float(structure.num_samples)
+    return TraceEstimate(
+        estimate=float(per_class.sum()),
+        bse=0.0,
+        num_matvecs=int(nvjp),
+        method="exact",
+        samples=per_class,
+        seed=None,
+        settings={"kind": "G", "formula": "(1/N) sum_i sum_c' ||delta_{i,c'}||^2",
+                  "samples": "contribution of each true class", "chunk_bytes":
+                  DELTA_NORMS_CHUNK_BYTES},
     )

@@ -44,7 +44,7 @@ from ._summary import Summary
 
 if TYPE_CHECKING:  # annotations only: these results live in other modules
     from ..rmt import RitzResult
-    from .spectra import SpectralDensity, Spectrum
+    from .spectra import SpectralDensity, Spectrum, TraceEstimate
 
 __all__ = ["ClassStructure", "FortGanguli", "OutlierInputs", "PARTS", "Part"]
 
@@ -649,6 +649,13 @@ class OutlierInputs(Result):
         Ritz values descending.
     settings : dict
         The options of the measurement (k, probes, steps, seed, ...).
+    trace : TraceEstimate or None
+        :math:`\operatorname{tr}G`, exact (``method="exact"``, ``bse`` 0): the sum
+        of the squared norms of the per-sample vectors :math:`\delta_{i,c'}` over
+        N, from one data pass (docs/theory.md section 3.4); ``samples`` holds each
+        true class's contribution (they add up to the estimate). Its
+        ``num_matvecs`` counts its N C vector-Jacobian products (not products with
+        G, so :attr:`num_matvecs` leaves them out).
     """
 
     observed: Spectrum | None = None
@@ -656,11 +663,13 @@ class OutlierInputs(Result):
     within_spectrum: Spectrum | None = None
     ritz: RitzResult | None = None
     settings: dict = field(default_factory=dict)
+    trace: TraceEstimate | None = None
 
     @property
     def num_matvecs(self) -> int:
         """Operator-vector products spent by the measurements that are present."""
         total = 0
+        # the exact trace spends vector-Jacobian products, not products with G: trace.num_matvecs
         for part in (self.observed, self.within_density, self.within_spectrum, self.ritz):
             if part is not None:
                 total += int(getattr(part, "num_matvecs", 0) or 0)
@@ -694,6 +703,10 @@ class OutlierInputs(Result):
         rows.append(
             ("Ritz values of G on span(delta_{c,c'})",
              "not measured" if self.ritz is None else top(self.ritz.values))
+        )
+        rows.append(
+            ("tr G", "not measured" if self.trace is None
+             else f"{self.trace.estimate:.6g} ({self.trace.method})")
         )
         rows.append(("operator products", str(self.num_matvecs)))
         for key in sorted(self.settings):  # sorted: a loaded result prints the same table

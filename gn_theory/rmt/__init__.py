@@ -47,6 +47,7 @@ from ._bbp import (
     bgn_outlier,
     empirical_stieltjes,
 )
+from ._common import EDGE_FACTOR
 from ._count import OutlierCount, count_outliers
 from ._fit import MarchenkoPasturFit, MarchenkoPasturOptions, fit_marchenko_pastur
 from ._mp import MarchenkoPastur, marchenko_pastur, mp_edges, mp_moment
@@ -90,7 +91,8 @@ __all__ = [
     "MarchenkoPasturOptions",
     "fit_spiked_model",
     "SpikedModelFit",
-    # outlier counts
+    # outlier counts (EDGE_FACTOR: values above it times a fitted upper edge are outliers)
+    "EDGE_FACTOR",
     "count_outliers",
     "OutlierCount",
     # outlier predictors (predict_outliers and OutlierPrediction live in gn_theory.explain)
