@@ -390,19 +390,29 @@ class ClassStructure(Result):
 
     # -- predictions ------------------------------------------------------------------
     def predicted_outliers(self) -> dict[str, Any]:
-        """Predicted outlier counts and locations of the spectrum of G (and of H if R is small).
+        """What the class structure alone says about the outliers of G: a count and lower bounds.
+
+        Papyan's picture (docs/theory.md section 2.3) predicts C outliers (level 1)
+        and up to C(C-1) mini-outliers (level 2). Where they sit needs a model of
+        the within-class part (:func:`gn_theory.explain.predict_outliers`); the
+        structure alone only bounds them from below: :math:`G_{\rm w}` and
+        :math:`G_0 + G_2` are positive semi-definite, so
+        :math:`\lambda_k(G) \ge \lambda_k(G_{\rm cm}) \ge \lambda_k(G_1)` for every k
+        (Weyl). Whether the measured spectrum has that many outliers is
+        :func:`gn_theory.rmt.count_outliers`'s question.
 
         Returns
         -------
         dict
             ``num_outliers`` (C, or fewer if G_1 has lower rank) with
-            ``outliers`` = eig(G_1) (level 1, the class-level means);
-            ``num_mini_outliers`` (at most C(C-1)) with ``mini_outliers`` =
-            the eigenvalues of G_cm after its top ``num_outliers``;
-            ``class_mean_top`` = the top C eigenvalues of G_cm (the best
-            prediction of the top C of G: G_cm is the whole mean part); and
+            ``outliers`` = eig(G_1) (the level-1 eigenvalues, descending: lower
+            bounds, not positions); ``class_mean_top`` = the top C eigenvalues of
+            G_cm (the tighter lower bounds on the top C of G);
+            ``num_mini_outliers`` (at most C(C-1)) with ``mini_outliers`` = the
+            eigenvalues of G_cm after its top ``num_outliers``;
             ``count_alternatives`` = (C, C - 1) (some papers report C - 1
-            spikes; compare both). All locations descending.
+            spikes; compare both); ``positions`` = ``"lower bounds"`` (a reminder
+            that none of these is where G's outliers sit).
         """
         C = self.num_classes
         e1 = self.eigenvalues("G_1")
@@ -410,6 +420,7 @@ class ClassStructure(Result):
             "num_outliers": int(e1.size),
             "outliers": e1,
             "count_alternatives": (C, C - 1),
+            "positions": "lower bounds",
         }
         if self.K is not None:
             ecm = self.eigenvalues("G_cm")
@@ -490,15 +501,23 @@ class ClassStructure(Result):
             except InvalidInputError:
                 rows.append((f"eig {p}", "skipped"))
         pred = self.predicted_outliers()
-        rows.append(("predicted outliers", f"{pred['num_outliers']} (also compare C-1 = {C - 1})"))
+        rows.append(("outliers claimed (level 1)",
+                     f"{pred['num_outliers']} (also compare C-1 = {C - 1}); positions not predicted"))
+        bound = pred["class_mean_top"] if pred["class_mean_top"] is not None else pred["outliers"]
+        rows.append((f"lower bounds on the top {bound.size} of G", fmt_values(bound)))
         if pred["num_mini_outliers"] is not None:
-            rows.append(("predicted mini-outliers", f"up to {pred['num_mini_outliers']}"))
+            rows.append(("mini-outliers claimed (level 2)", f"up to {pred['num_mini_outliers']}"))
         rows.append(("VJPs / time", f"{self.num_matvecs} / {self.seconds:.3g} s"))
+        src = "G_cm" if pred["class_mean_top"] is not None else "G_1"
         notes = [
             "G = G_cm + G_w and G_cm = G_0 + G_1 + G_2 with class priors pi_c = n_c/N "
-            "(THEORY.md 2.2-2.3); eigenvalues are exact via the small Gram matrices, descending.",
+            "(docs/theory.md 2.2-2.3); eigenvalues are exact via the small Gram matrices, descending.",
             "G_0, G_1, G_2 are not mutually orthogonal: their eigenvalues do not add. Compare "
             "eig(G_1) and the top C of eig(G_cm) with the top-C Ritz values of G and H.",
+            f"The structure alone does not place the outliers: G_w and G_0 + G_2 are PSD, so "
+            f"eig_k(G) >= eig_k(G_cm) >= eig_k(G_1); the lower bounds shown are eig({src}). "
+            "Their positions come from gn_theory.explain.predict_outliers (with a model of G_w), "
+            "their count in a measured spectrum from gn_theory.rmt.count_outliers.",
         ]
         if np.any(self.class_counts == 0):
             empty = [int(c) for c in np.flatnonzero(self.class_counts == 0)]
