@@ -58,6 +58,8 @@ __all__ = [
     "set_params_vector",
     "segment_losses",
     "barrier",
+    "hidden_features",
+    "class_separation",
     "subspace_overlap",
     "num_parameters",
     "fmt",
@@ -350,6 +352,44 @@ def barrier(losses: Any) -> float:
     lo = np.asarray(losses, dtype=float)
     chord = np.linspace(lo[0], lo[-1], lo.size)
     return float(np.max(lo - chord))
+
+
+def hidden_features(model: torch.nn.Module, inputs: torch.Tensor) -> list[np.ndarray]:
+    """Outputs of every activation layer of a ``torch.nn.Sequential`` (input first), float64.
+
+    (The package measures curvature, not features: Papyan 2020's feature statistics have no
+    gn_theory function; a gap, see the report.)
+    """
+    out = [inputs.detach().double().reshape(inputs.shape[0], -1).cpu().numpy()]
+    x = inputs
+    with torch.no_grad():
+        for layer in model:
+            x = layer(x)
+            if isinstance(layer, (torch.nn.ReLU, torch.nn.Tanh)):
+                out.append(x.double().reshape(x.shape[0], -1).cpu().numpy())
+    return out
+
+
+def class_separation(features: np.ndarray, labels: Any) -> dict[str, float]:
+    """tr(Sigma_B) / tr(Sigma_W) and the mean pairwise cosine of the globally centred class means.
+
+    Sigma_B is the prior-weighted covariance of the class means, Sigma_W the pooled within-class
+    covariance (Papyan 2020); for a simplex of C equal-norm means the cosines are -1/(C-1).
+    """
+    y = np.asarray(labels)
+    classes = np.unique(y)
+    mu = features.mean(0)
+    means = np.stack([features[y == c].mean(0) for c in classes])
+    pri = np.array([np.mean(y == c) for c in classes])
+    tb = float(np.sum(pri * np.sum((means - mu) ** 2, axis=1)))
+    tw = float(np.sum([np.sum((features[y == c] - means[i]) ** 2) for i, c in enumerate(classes)])
+               / y.size)
+    M = means - mu
+    n = np.linalg.norm(M, axis=1, keepdims=True)
+    cos = (M / np.maximum(n, 1e-300)) @ (M / np.maximum(n, 1e-300)).T
+    off = cos[~np.eye(classes.size, dtype=bool)]
+    return {"between_over_within": tb / max(tw, 1e-300), "mean_cosine": float(off.mean()),
+            "simplex_cosine": -1.0 / (classes.size - 1)}
 
 
 def subspace_overlap(U: Any, Q: Any) -> float:
