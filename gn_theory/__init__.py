@@ -69,6 +69,9 @@ _LAZY: dict[str, str] = {
     "scaling_fit": "gn_theory.rmt",
     # explaining a measured spectrum (torch-free)
     "predict_outliers": "gn_theory.explain",
+    # the whole analysis in one call (measure -> decompose -> fit)
+    "analyze": "gn_theory.analysis",
+    "Analysis": "gn_theory.analysis",
     # errors and warnings
     "GnTheoryError": "gn_theory.exceptions",
     "InvalidInputError": "gn_theory.exceptions",
@@ -88,7 +91,7 @@ _LAZY: dict[str, str] = {
 }
 _SUBMODULES = {
     "operators", "spectra", "decomposition", "results", "rmt", "explain", "exceptions",
-    "data", "models", "training", "plots", "stages", "cli",
+    "data", "models", "training", "plots", "stages", "cli", "analysis", "report",
 }
 
 __all__ = ["__version__", *_LAZY, "rmt", "results"]
@@ -133,6 +136,7 @@ if TYPE_CHECKING:  # static view of the lazy names, for type checkers and IDEs
         ResultFileError,
         ShapeError,
     )
+    from .analysis import Analysis, analyze  # noqa: F401
     from .explain import predict_outliers  # noqa: F401
     from .operators import (  # noqa: F401
         CurvatureOperator,

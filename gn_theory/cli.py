@@ -1,107 +1,300 @@
 """The ``gn-theory`` command line (also ``python -m gn_theory``).
 
-This module only parses arguments, calls library functions, prints and writes
-files, and maps errors to exit codes; it holds no logic the library lacks.
+This module parses arguments, calls the stage functions of :mod:`gn_theory.stages`,
+prints, manages the output directory and maps errors to exit codes; it holds no
+logic the library lacks.
 
 Commands
 --------
-``demo`` (the default)
-    The main job on an embedded default: train a small MLP on a generated
-    Gaussian mixture, build H, G and R = H - G, print their top eigenvalues,
-    the check H = G + R and the rank of G against its bound N (C - 1).
+``run`` (the default)
+    The main job: train a model (default: an MLP on 1,000 real MNIST digits at
+    14x14), measure the spectra of H, G and R, decompose G by class, fit the
+    random-matrix theory, draw the figures and write the report.
+``train``, ``measure``, ``decompose``, ``fit``, ``plot``, ``report``
+    The stages one at a time, each reading the previous stage's files from a run
+    directory and adding its own (``fit --spectrum FILE`` fits a spectrum from
+    another tool).
+``demo``
+    A tiny ``run`` (a 4-class Gaussian mixture, seconds).
+
+Exit codes: 0 success; 2 usage error (unknown option, bad value, unknown dataset
+or model, bad config file); 1 run failure, with a one-line reason (missing or
+corrupt input, an output directory that exists, a failed computation). A
+traceback is printed only with ``--debug``. Output is written to a temporary
+sibling directory and moved into place at the end, so an existing run is never
+half-overwritten.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import os
+import shutil
 import sys
+import time
+import uuid
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
-import torch
+from . import __version__
+from . import stages as st
+from .exceptions import GnTheoryError, ResultFileError
 
-from .exceptions import GnTheoryError
+__all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
 
-__all__ = ["main", "run_demo"]
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+_HELP = {
+    "run": "the main job: train, measure, decompose, fit, plot and report (default)",
+    "train": "load the data, build and train the model (model.pt, training.*)",
+    "measure": "spectra of H, G, R and the check H = G + R (measurement.*)",
+    "decompose": "class structure of G and the inputs of outlier prediction (decomposition.*)",
+    "fit": "MP and spiked fits, outlier counts, predictors (fit.*, summary.json); torch-free",
+    "plot": "figures from the results (figures/*.png); torch-free",
+    "report": "report.md and a self-contained report.html; torch-free",
+    "demo": "a tiny run on a generated 4-class Gaussian mixture (seconds)",
+}
+#: The settings of ``demo`` (over the defaults).
+DEMO = {
+    "data": {"data": "gaussian_mixture", "num_samples": 240, "num_classes": 4,
+             "num_features": 10},
+    "model": {"model": "mlp", "width": 16, "depth": 2},
+    "train": {"epochs": 30, "batch_size": 32, "lr": 0.05},
+    "measure": {"num_probes": 4, "num_steps": 48},
+}
 
 
-def run_demo(
-    *,
-    num_samples: int = 240,
-    num_features: int = 10,
-    num_classes: int = 4,
-    width: int = 16,
-    steps: int = 300,
-    top: int = 8,
-    seed: int = 0,
-) -> dict:
-    """Run the embedded end-to-end example and return its numbers.
+class _UsageError(Exception):
+    """A command-line mistake found after parsing (exit 2)."""
 
-    Parameters
-    ----------
-    num_samples, num_features, num_classes : int
-        Size of the generated Gaussian-mixture problem.
-    width : int
-        Width of both hidden layers of the ReLU MLP.
-    steps : int
-        Full-batch gradient-descent steps before measuring.
-    top : int
-        How many of the largest eigenvalues to report.
-    seed : int
-        Seed of data and initialisation.
+
+class _Refused(Exception):
+    """The output directory exists and --force was not given (exit 1)."""
+
+
+# ============================================================================ parser
+def _add_common(p: argparse.ArgumentParser, stage: str) -> None:
+    g = p.add_argument_group("run options")
+    if stage in ("run", "train", "demo"):
+        g.add_argument("--out", metavar="DIR", help="output directory (default: a new "
+                       "gn-theory-run, gn-theory-run-2, ... here)")
+    else:
+        p.add_argument("run_dir", nargs="?", metavar="RUN_DIR",
+                       help="the run directory to read (and, without --out, to add to)")
+        g.add_argument("--out", metavar="DIR", help="write a new run directory (a copy of "
+                       "RUN_DIR plus this stage's files) instead of adding to RUN_DIR")
+    g.add_argument("--config", metavar="FILE.toml", help="settings file ([run], [data], "
+                   "[model], [train], [measure], [fit], [plot] tables; flags override it)")
+    g.add_argument("--force", action="store_true", help="replace existing outputs (written "
+                   "to a temporary sibling and swapped in at the end)")
+    g.add_argument("--debug", action="store_true", help="show tracebacks")
+    g.add_argument("--quiet", action="store_true", help="no log lines on stderr")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
+    seen: set[str] = set()
+    for section in st.SECTIONS:
+        opts = [o for o in st.OPTIONS if (stage if stage != "demo" else "run") in o.stages]
+        opts = [o for o in opts if o.section == section]
+        if not opts:
+            continue
+        grp = p.add_argument_group(f"[{section}] settings")
+        for o in opts:
+            if o.flag in seen:
+                continue
+            seen.add(o.flag)
+            default = "" if o.default is None else f" (default: {o.default})"
+            kw: dict[str, Any] = {"dest": f"{o.section}__{o.name}", "default": argparse.SUPPRESS,
+                                  "help": o.help + default}
+            if o.type is bool:
+                kw["action"] = argparse.BooleanOptionalAction
+            else:
+                kw["type"] = o.type
+                kw["metavar"] = o.name.upper()
+                if o.choices:
+                    kw["choices"] = o.choices
+                    kw["metavar"] = "{" + ",".join(map(str, o.choices)) + "}"
+            grp.add_argument(o.flag, **kw)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``gn-theory`` (one sub-parser per command).
 
     Returns
     -------
-    dict
-        Problem sizes, training loss, top eigenvalues of H, G, R, the
-        smallest of H, the relative error of H = G + R, and rank(G).
+    argparse.ArgumentParser
     """
-    from . import ggn_operator, hessian_operator, residual_operator
-    from .data import gaussian_mixture
-    from .models import mlp, train
-
-    X, y = gaussian_mixture(num_samples, num_features, num_classes, seed=seed)
-    model = mlp([num_features, width, width, num_classes], seed=seed)
-    losses = train(model, (X, y), steps=steps, lr=0.1, momentum=0.9)
-    data = (X.double(), y)
-    ops = {
-        "H": hessian_operator(model, data, dtype=torch.float64),
-        "G": ggn_operator(model, data, dtype=torch.float64),
-        "R": residual_operator(model, data, dtype=torch.float64),
-    }
-    dense = {k: op.to_dense() for k, op in ops.items()}
-    evals = {k: torch.linalg.eigvalsh(m) for k, m in dense.items()}
-    identity = float((dense["H"] - dense["G"] - dense["R"]).norm() / dense["H"].norm())
-    g = evals["G"]
-    rank_g = int((g > 1e-10 * g.max()).sum())
-    return {
-        "num_samples": num_samples,
-        "num_classes": num_classes,
-        "num_params": ops["H"].num_params,
-        "final_loss": losses[-1],
-        "top_eigenvalues": {k: v.flip(0)[:top].tolist() for k, v in evals.items()},
-        "min_eigenvalue_H": float(evals["H"][0]),
-        "identity_error": identity,
-        "rank_G": rank_g,
-        "rank_bound": min(ops["H"].num_params, num_samples * (num_classes - 1)),
-    }
+    parser = argparse.ArgumentParser(
+        prog="gn-theory",
+        description="Measure the Hessian H, its Gauss-Newton part G and the residual R of a "
+                    "trained classifier, fit the random-matrix theory and report what agrees.",
+        epilog="Run `gn-theory COMMAND --help` for a command's options. Without a command: "
+               "`run` with its defaults.")
+    parser.add_argument("--version", action="version", version=f"gn_theory {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in ("run",) + st.STAGES + ("demo",):
+        p = sub.add_parser(name, help=_HELP[name], description=_HELP[name])
+        _add_common(p, name)
+    return parser
 
 
-def _print_demo(res: dict) -> None:
-    print(
-        f"gn_theory demo: ReLU MLP with P = {res['num_params']} parameters on a "
-        f"{res['num_classes']}-class Gaussian mixture, N = {res['num_samples']} "
-        f"(train loss {res['final_loss']:.4f})"
-    )
-    print(f"top {len(res['top_eigenvalues']['H'])} eigenvalues (float64, dense):")
-    for name in ("H", "G", "R"):
-        vals = "  ".join(f"{v: .4e}" for v in res["top_eigenvalues"][name])
-        print(f"  {name}: {vals}")
-    print(f"  smallest eigenvalue of H: {res['min_eigenvalue_H']:.4e}")
-    print(f"check H = G + R: ||H - (G + R)|| / ||H|| = {res['identity_error']:.2e}")
-    print(f"rank G = {res['rank_G']} <= min(P, N (C - 1)) = {res['rank_bound']}")
+# ============================================================================ logging
+class _Log:
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.t0 = time.perf_counter()
+
+    def __call__(self, msg: str) -> None:
+        if not self.quiet:
+            print(f"[{time.perf_counter() - self.t0:6.1f} s] {msg}", file=sys.stderr, flush=True)
 
 
+def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+                  line: Any = None) -> None:
+    print(f"gn-theory: warning: {message}", file=sys.stderr, flush=True)
+
+
+# ============================================================================ directories
+def _fresh_name(base: str) -> Path:
+    p, i = Path(base), 2
+    while p.exists():
+        p, i = Path(f"{base}-{i}"), i + 1
+    return p
+
+
+def _stage_outputs(stage: str) -> tuple[list[str], list[str]]:
+    """(this stage's outputs, the outputs of the stages after it)."""
+    if stage in ("run", "demo"):
+        return [f for s in st.STAGES for f in st.OUTPUTS[s]], []
+    i = st.STAGES.index(stage)
+    later = [f for s in st.STAGES[i + 1:] for f in st.OUTPUTS[s]]
+    return list(st.OUTPUTS[stage]), later
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
+
+
+class _Workspace:
+    """A temporary sibling of the output directory, swapped in by :meth:`commit`."""
+
+    def __init__(self, out: Path, source: Path | None, stage: str, force: bool, log: _Log):
+        self.out, self.source, self.stage, self.force, self.log = out, source, stage, force, log
+        mine, later = _stage_outputs(stage)
+        in_place = source is not None and out.resolve() == source.resolve()
+        if in_place:
+            existing = [f for f in mine if (out / f).exists()]
+            if existing and not force:
+                raise _Refused(
+                    f"{out} already has the outputs of `{stage}` ({', '.join(existing)}); pass "
+                    "--force to recompute them, or --out DIR to write a new run directory")
+        elif out.exists() and not force:
+            raise _Refused(f"output directory {out} exists; pass --force to replace it, or "
+                           "--out DIR to choose another")
+        if out.exists() and not out.is_dir():
+            raise _Refused(f"{out} exists and is not a directory")
+        out.parent.mkdir(parents=True, exist_ok=True)
+        self.tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        if source is not None:
+            shutil.copytree(source, self.tmp, symlinks=True)
+            stale = [f for f in mine + later if (self.tmp / f).exists()]
+            for f in stale:
+                _remove(self.tmp / f)
+            if stale:
+                log(f"{'replacing' if in_place else 'not copying'} {', '.join(stale)} "
+                    f"(outputs of `{stage}` and of the stages after it)")
+        else:
+            self.tmp.mkdir()
+
+    def commit(self) -> None:
+        if self.out.exists():
+            old = self.out.parent / f".{self.out.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+            os.rename(self.out, old)
+            os.rename(self.tmp, self.out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.rename(self.tmp, self.out)
+
+    def discard(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+# ============================================================================ settings
+def _flag_layer(args: argparse.Namespace) -> dict[str, dict[str, Any]]:
+    layer: dict[str, dict[str, Any]] = {}
+    for key, value in vars(args).items():
+        if "__" in key:
+            section, name = key.split("__", 1)
+            layer.setdefault(section, {})[name] = value
+    return layer
+
+
+def _resolve(args: argparse.Namespace, command: str, source: Path | None) -> dict[str, Any]:
+    layers: list[dict[str, Any]] = []
+    where: list[str] = []
+    if command == "demo":
+        layers.append(DEMO)
+        where.append("demo settings")
+    if source is not None and (source / st.CONFIG_FILE).is_file():
+        layers.append(st.read_toml(source / st.CONFIG_FILE))
+        where.append(str(source / st.CONFIG_FILE))
+    if args.config:
+        layers.append(st.read_toml(args.config))
+        where.append(args.config)
+    layers.append(_flag_layer(args))
+    where.append("the command line")
+    cfg = st.resolve_config(*layers, where=tuple(where))
+    if command in ("run", "train", "demo"):
+        st.check_names(cfg)
+    return cfg
+
+
+def _dirs(args: argparse.Namespace, command: str, cfg: dict[str, Any]) -> tuple[Path, Path | None]:
+    """(output directory, source directory to copy or None)."""
+    if command in ("run", "train", "demo"):
+        default = "gn-theory-demo" if command == "demo" else "gn-theory-run"
+        return (Path(args.out) if args.out else _fresh_name(default)), None
+    run_dir = Path(args.run_dir) if args.run_dir else None
+    if command == "fit" and cfg["fit"]["spectrum"] is not None:
+        if run_dir is None and not args.out:
+            return _fresh_name("gn-theory-fit"), None
+        if run_dir is None:
+            return Path(args.out), None
+    if run_dir is None:
+        if not args.out:
+            raise _UsageError(f"{command} needs the run directory to read: "
+                              f"gn-theory {command} RUN_DIR [--out DIR]")
+        run_dir = Path(args.out)
+    if not run_dir.is_dir():
+        raise ResultFileError(f"no run directory at {str(run_dir)!r}")
+    return (Path(args.out) if args.out else run_dir), run_dir
+
+
+# ============================================================================ printing
+def _print_result(command: str, out: Path, files: list[Path], seconds: float) -> None:
+    from .analysis import SUMMARY_FILE, read_summary
+    from .report import build_report
+
+    if command in ("run", "demo", "fit", "report") and (out / SUMMARY_FILE).exists():
+        summary = read_summary(out)
+        blocks = build_report(summary)
+        print(f"gn-theory {command}: {blocks[1].text}")
+        for b in blocks:
+            if b.kind == "ul":
+                for item in b.items:
+                    print(f"- {item}")
+                break
+    names = sorted({str(p.relative_to(out)).split(os.sep)[0] for p in files
+                    if p.is_relative_to(out)} if files else [])
+    what = f"{out}/report.html" if (out / "report.html").exists() and command in (
+        "run", "demo", "report") else f"{out}/ ({', '.join(names)})"
+    print(f"Wrote {what} in {seconds:.1f} s.")
+
+
+# ============================================================================ main
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``gn-theory``; returns the process exit code.
 
@@ -113,33 +306,57 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns
     -------
     int
-        0 on success, 2 for bad input, 1 for other gn_theory errors.
+        0 on success, 2 for a usage error, 1 for a run failure.
     """
-    parser = argparse.ArgumentParser(prog="gn-theory", description=__doc__.split("\n\n")[0])
-    sub = parser.add_subparsers(dest="command")
-    demo = sub.add_parser("demo", help="end-to-end example on an embedded default (default)")
-    demo.add_argument("--samples", type=int, default=240)
-    demo.add_argument("--classes", type=int, default=4)
-    demo.add_argument("--width", type=int, default=16)
-    demo.add_argument("--steps", type=int, default=300)
-    demo.add_argument("--seed", type=int, default=0)
-    demo.add_argument("--json", metavar="FILE", help="also write the numbers to FILE (atomically)")
-    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv) or ["demo"])
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
+        argv = ["run", *argv]
     try:
-        if args.command in (None, "demo"):
-            res = run_demo(
-                num_samples=args.samples,
-                num_classes=args.classes,
-                width=args.width,
-                steps=args.steps,
-                seed=args.seed,
-            )
-            _print_demo(res)
-            if args.json:
-                from .results._store import atomic_write_bytes
-
-                atomic_write_bytes(args.json, json.dumps(res, indent=2).encode())
-        return 0
-    except GnTheoryError as exc:
-        print(f"gn-theory: error: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, ValueError) else 1
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: usage errors exit 2, --help/--version exit 0
+        return int(exc.code or 0)
+    command = args.command or "run"
+    log = _Log(args.quiet)
+    progress = sys.stderr.isatty() and not args.no_progress and not args.quiet
+    ws = None
+    t0 = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            source = Path(args.run_dir) if getattr(args, "run_dir", None) else None
+            if source is None and command not in ("run", "train", "demo") and args.out:
+                source = Path(args.out) if Path(args.out).is_dir() else None
+            cfg = _resolve(args, command, source)
+            out, source = _dirs(args, command, cfg)
+            log(f"gn_theory {__version__}: {command} -> {out}")
+            ws = _Workspace(out, source, command, args.force, log)
+            fn = st.stage_function("run" if command == "demo" else command)
+            files = fn(cfg, ws.tmp, log=log, progress=progress)
+            ws.commit()
+            files = [out / p.relative_to(ws.tmp) for p in files if p.is_relative_to(ws.tmp)]
+            ws = None
+            _print_result(command, out, files, time.perf_counter() - t0)
+        return EXIT_OK
+    except (st.ConfigError, _UsageError) as exc:
+        if args.debug:
+            raise
+        print(f"gn-theory {command}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (GnTheoryError, _Refused, OSError) as exc:
+        if args.debug:
+            raise
+        print(f"gn-theory {command}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        print(f"gn-theory {command}: interrupted; nothing was replaced", file=sys.stderr)
+        return 130
+    except Exception as exc:  # a bug, or a user's module:callable failing in its own way
+        if args.debug:
+            raise
+        print(f"gn-theory {command}: error: {type(exc).__name__}: {exc} (run with --debug for "
+              "the traceback)", file=sys.stderr)
+        return EXIT_FAILURE
+    finally:
+        if ws is not None:
+            ws.discard()

@@ -331,7 +331,7 @@ def decode(value: Any, arrays: dict[str, np.ndarray] | None, registry: dict[str,
 
 #: Modules holding result classes that ``gn_theory.results`` does not import itself
 #: (torch-free); imported on demand when a file names one of their types.
-_LAZY_MODULES = ("gn_theory.rmt", "gn_theory.explain")
+_LAZY_MODULES = ("gn_theory.rmt", "gn_theory.explain", "gn_theory.analysis")
 
 
 def lookup(name: Any, registry: dict[str, type]) -> type:
