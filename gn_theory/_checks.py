@@ -6,6 +6,7 @@ Tensor validators live in :mod:`gn_theory._checks_torch`.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import Any
 
 import numpy as np
@@ -63,6 +64,62 @@ def check_seed(seed: Any) -> int:
     if not 0 <= int(seed) < 2**63:
         raise InvalidInputError(f"seed must be an integer in [0, 2**63); got {seed}")
     return int(seed)
+
+
+def check_real(
+    name: str,
+    value: Any,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
+    """Return ``value`` as a float if it is one finite real number within the bounds.
+
+    The one real-number rule (tolerances, ratios, edges, widths): Python and numpy reals
+    (``int``, ``float``, ``np.float32``, ``np.int64``, a 0-d real array) are accepted;
+    ``bool`` (``True`` is not 1 here), strings, complex numbers, ``None``, arrays with more
+    than one entry, NaN and inf are refused.
+
+    Parameters
+    ----------
+    name : str
+        Used in the messages.
+    value : Any
+        The candidate.
+    low, high : float, optional
+        Bounds; ``low_open`` / ``high_open`` make them strict.
+
+    Returns
+    -------
+    float
+
+    Raises
+    ------
+    InvalidInputError
+        Not a finite real number, or out of bounds.
+    """
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    ok = isinstance(value, (numbers.Real, np.integer, np.floating)) and not isinstance(
+        value, (bool, np.bool_)
+    )
+    if not ok:
+        raise InvalidInputError(f"{name} must be a real number; got {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise InvalidInputError(f"{name} must be a finite real number; got {value!r}")
+    too_low = low is not None and (v <= low if low_open else v < low)
+    too_high = high is not None and (v >= high if high_open else v > high)
+    if too_low or too_high:
+        lo = "" if low is None else f"{'>' if low_open else '>='} {low:g}"
+        hi = "" if high is None else f"{'<' if high_open else '<='} {high:g}"
+        raise InvalidInputError(
+            f"{name} must be a real number {' and '.join(t for t in (lo, hi) if t)}; "
+            f"got {value!r}"
+        )
+    return v
 
 
 def check_positive_float(name: str, value: Any) -> float:

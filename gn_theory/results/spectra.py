@@ -285,7 +285,15 @@ class SpectralDensity(Result):
         Probe seed.
     settings : dict
         Operator description and settings (probe distribution,
-        reorthogonalisation, steps each probe ran).
+        reorthogonalisation, steps each probe ran; for a deflated density
+        ``method``, ``deflate``, ``deflation_source``, ``deflation_num_matvecs``).
+    deflated_eigenvalues : numpy.ndarray or None
+        Eigenvalues computed exactly and deflated before SLQ
+        (:func:`gn_theory.spectra.spectral_density`), **descending**; each is
+        also a node of every row, with weight exactly 1/P. ``None``: plain SLQ.
+    bulk_bounds : numpy.ndarray or None
+        Shape (2,): Papyan's range estimate of the deflated operator (the
+        bulk); it sets :meth:`default_sigma` when present.
     """
 
     nodes: np.ndarray
@@ -297,6 +305,8 @@ class SpectralDensity(Result):
     num_matvecs: int = 0
     seed: int | None = None
     settings: dict = field(default_factory=dict)
+    deflated_eigenvalues: np.ndarray | None = None
+    bulk_bounds: np.ndarray | None = None
 
     _title = "Spectral density (stochastic Lanczos quadrature)"
 
@@ -340,9 +350,14 @@ class SpectralDensity(Result):
         """Estimated ``(lambda_min, lambda_max)`` (Papyan's residual-widened Ritz extremes)."""
         return float(self.bounds[0]), float(self.bounds[1])
 
-    def _normalisation(self) -> tuple[float, float]:
+    @property
+    def num_deflated(self) -> int:
+        """Number of eigenvalues deflated (computed exactly); 0 for plain SLQ."""
+        return 0 if self.deflated_eigenvalues is None else int(np.size(self.deflated_eigenvalues))
+
+    def _normalisation(self, bounds: Any = None) -> tuple[float, float]:
         """Papyan's centre c and half-width d of the range, widened by 5% (THEORY 3.1)."""
-        lb, ub = self.spectral_range
+        lb, ub = self.spectral_range if bounds is None else (float(bounds[0]), float(bounds[1]))
         width = max(ub - lb, 1e-12 * max(abs(lb), abs(ub), 1.0))
         lb, ub = lb - 0.025 * width, ub + 0.025 * width
         return 0.5 * (ub + lb), 0.5 * (ub - lb)
@@ -352,13 +367,15 @@ class SpectralDensity(Result):
 
         :math:`\sigma = d\,h/\sqrt{8\ln\kappa}` with :math:`h = 2/(M-1)`,
         :math:`\kappa = 1.25`, M the number of Lanczos steps and d the
-        half-width of the range widened by 5%.
+        half-width of the range widened by 5%: the range of the deflated
+        operator (``bulk_bounds``) for a deflated density, whose Ritz nodes
+        span only that range (the deflated eigenvalues are exact).
 
         Returns
         -------
         float
         """
-        _, d = self._normalisation()
+        _, d = self._normalisation(self.bulk_bounds)
         return _papyan_sigma(d, self.num_steps)
 
     def grid(self, num: int = 1024) -> np.ndarray:
@@ -404,9 +421,9 @@ class SpectralDensity(Result):
             If ``sigma`` is not positive.
         """
         t = self.grid() if grid is None else np.asarray(grid, float)
-        s = self.default_sigma() if sigma is None else float(sigma)
-        if not s > 0:
-            raise InvalidInputError(f"sigma must be positive; got {sigma}")
+        s = self.default_sigma() if sigma is None else _checks.check_real(
+            "sigma", sigma, low=0.0, low_open=True
+        )
         x, w = self._mix()
         keep = w > 0
         x, w = x[keep], w[keep]
@@ -481,8 +498,7 @@ class SpectralDensity(Result):
             span = float(logs.max() - logs.min()) if logs.size > 1 else 1.0
             d = max(span, 1.0) / 2.0
             sigma = _papyan_sigma(d, self.num_steps)
-        if not sigma > 0:
-            raise InvalidInputError(f"sigma must be positive; got {sigma}")
+        sigma = _checks.check_real("sigma", sigma, low=0.0, low_open=True)
         out = []
         for sel in (x > 0, x < 0):
             z = (u.reshape(-1)[:, None] - logs[sel][None, :]) / sigma
@@ -505,6 +521,8 @@ class SpectralDensity(Result):
         """
         if eps is None:
             eps = 1e-6 * max(abs(self.bounds[0]), abs(self.bounds[1]))
+        else:
+            eps = _checks.check_real("eps", eps, low=0.0)
         x, w = self._mix()
         return float(w[np.abs(x) < eps].sum())
 
@@ -520,6 +538,7 @@ class SpectralDensity(Result):
         -------
         float
         """
+        eps = _checks.check_real("eps", eps, low=0.0)
         x, w = self._mix()
         return float(w[x < -eps].sum())
 

@@ -62,18 +62,23 @@ def orth_block(
     max_new: int,
     gen: torch.Generator,
     scale: float,
-) -> tuple[torch.Tensor, np.ndarray]:
+    drop_tol: float = 0.0,
+) -> tuple[torch.Tensor, np.ndarray, list[tuple[int, float]]]:
     """Orthonormalise the rows of ``W`` (already orthogonal to ``Q``) among themselves.
 
-    Returns ``Qn`` (r, P) with orthonormal rows, orthogonal to ``Q``, and
-    ``B`` (r, b) with ``W = B.T @ Qn`` (up to round-off). Rows of ``W`` that
-    are numerically dependent (an invariant subspace was found) are replaced
-    by random directions with a zero coefficient, as long as fewer than
+    Returns ``Qn`` (r, P) with orthonormal rows, orthogonal to ``Q``, ``B``
+    (r, b) with ``W = B.T @ Qn + dropped`` and the list of dropped rows
+    ``(i, norm)``. A row whose remainder (after removing ``Q`` and the new
+    rows) has norm at most ``max(drop_tol, 1e3 eps max(scale, |W_i|))`` is
+    numerically dependent (an invariant subspace, to that accuracy): the
+    remainder is dropped and a random direction orthogonal to ``Q`` and the
+    new rows, with coefficient 0, takes its place, as long as fewer than
     ``max_new`` rows were produced; ``r <= max_new``.
     """
     b, P = W.shape
     eps = torch.finfo(W.dtype).eps
     new: list[torch.Tensor] = []
+    dropped: list[tuple[int, float]] = []
     B = np.zeros((max_new, b))
     for i in range(b):
         w = W[i].clone()
@@ -85,7 +90,7 @@ def orth_block(
                 w -= c @ N
                 coef += c.double().cpu().numpy()
         nrm = float(torch.linalg.vector_norm(w))
-        thresh = 1e3 * eps * max(scale, float(torch.linalg.vector_norm(W[i])))
+        thresh = max(drop_tol, 1e3 * eps * max(scale, float(torch.linalg.vector_norm(W[i]))))
         if nrm > thresh and len(new) < max_new:
             B[: len(new), i] = coef
             B[len(new), i] = nrm
@@ -94,6 +99,7 @@ def orth_block(
         B[: len(new), i] = coef
         if len(new) >= max_new:
             continue
+        dropped.append((i, nrm))
         # dependent row: a random direction orthogonal to Q and to the new rows
         r = random_rows(1, P, gen, W.device, W.dtype)[0]
         for _ in range(2):
@@ -104,7 +110,7 @@ def orth_block(
                 r -= (N @ r) @ N
         new.append(r / torch.linalg.vector_norm(r))
     Qn = torch.stack(new) if new else W[:0]
-    return Qn, B[: len(new)]
+    return Qn, B[: len(new)], dropped
 
 
 def project_out(Q: torch.Tensor, W: torch.Tensor) -> torch.Tensor:
@@ -133,6 +139,113 @@ def select(theta: np.ndarray, n: int, which: str) -> np.ndarray:
     return np.unique(idx)
 
 
+def _split(n: int, which: str) -> tuple[int, int]:
+    """How many of ``n`` wanted values are the largest and how many the smallest."""
+    if which == "largest":
+        return n, 0
+    if which == "smallest":
+        return 0, n
+    top = (n + 1) // 2
+    return top, n - top
+
+
+def _outside(theta: np.ndarray, vals: np.ndarray, n_top: int, n_bot: int) -> np.ndarray:
+    """How far each of ``theta`` falls short of the wanted ``vals`` (ascending); <= 0: inside."""
+    score = np.full(theta.shape, np.inf)
+    if n_top:
+        score = np.minimum(score, vals[-n_top] - theta)
+    if n_bot:
+        score = np.minimum(score, theta - vals[n_bot - 1])
+    return score
+
+
+class _Basis:
+    """The Lanczos basis ``Q`` (rows), its projection ``T = Q A Q^T`` and the dropped residuals.
+
+    Rows ``[0, nl)`` span an invariant subspace found at breakdowns (locked),
+    rows ``[nl, jj)`` the current sequence. Dropped residuals (rows of a
+    product that were numerically dependent) are kept as norms ``nu`` and
+    coefficient rows ``G`` over the basis, so that the residual of a Ritz
+    vector ``Q^T s`` is bounded by ``|B s_last| + sum_d nu_d |G_d s|``.
+    """
+
+    def __init__(self, rows: int, P: int, dtype: torch.dtype, device: torch.device) -> None:
+        self.Q = torch.empty(rows, P, dtype=dtype, device=device)
+        self.T = np.zeros((rows, rows))
+        self.G = np.zeros((0, rows))
+        self.nu = np.zeros(0)
+
+    def grow(self, rows: int) -> None:
+        """Enlarge the capacity to ``rows`` basis vectors (contents kept)."""
+        old = self.Q.shape[0]
+        if rows <= old:
+            return
+        Q = torch.empty(rows, self.Q.shape[1], dtype=self.Q.dtype, device=self.Q.device)
+        Q[:old] = self.Q
+        self.Q = Q
+        T = np.zeros((rows, rows))
+        T[:old, :old] = self.T
+        self.T = T
+        G = np.zeros((self.G.shape[0], rows))
+        G[:, :old] = self.G
+        self.G = G
+
+    def add_drops(self, dropped: list[tuple[int, float]], first: int) -> None:
+        """Record the dropped remainders of the products of rows ``first + i``."""
+        for i, nrm in dropped:
+            g = np.zeros(self.T.shape[0])
+            g[first + i] = 1.0
+            self.G = np.vstack([self.G, g])
+            self.nu = np.r_[self.nu, nrm]
+
+    def drop_bound(self, S: np.ndarray, jj: int) -> np.ndarray:
+        """The dropped residuals' bound for the Ritz vectors ``Q[:jj]^T S`` (columns)."""
+        if self.nu.size == 0:
+            return np.zeros(S.shape[1])
+        return self.nu @ np.abs(self.G[:, :jj] @ S)
+
+    def rotate(
+        self, lo: int, hi: int, jj: int, S: np.ndarray, theta: np.ndarray
+    ) -> int:
+        """Replace rows ``[lo, hi)`` by the Ritz vectors ``S`` (values ``theta``); return new jj.
+
+        Rows ``[hi, jj)`` move down behind the new ones; ``T`` and ``G`` follow
+        exactly (``T`` of the new block is ``diag(theta)``).
+        """
+        kk = S.shape[1]
+        tail = jj - hi
+        new_jj = lo + kk + tail
+        # couplings of the other rows to the discarded directions become residuals
+        lost = None
+        others = np.r_[np.arange(lo), np.arange(hi, jj)]
+        if kk < hi - lo and others.size:
+            U_, _, _ = np.linalg.svd(np.eye(hi - lo) - S @ S.T)
+            discarded = U_[:, : hi - lo - kk]  # orthonormal complement of span(S)
+            lost = discarded.T @ self.T[lo:hi, others]  # (discarded, others)
+        Qb = torch.as_tensor(S.T, dtype=self.Q.dtype, device=self.Q.device) @ self.Q[lo:hi]
+        if tail:
+            self.Q[lo + kk : new_jj] = self.Q[hi:jj].clone()
+        self.Q[lo : lo + kk] = Qb
+        M = np.zeros((jj, new_jj))
+        M[:lo, :lo] = np.eye(lo)
+        M[lo:hi, lo : lo + kk] = S
+        M[hi:jj, lo + kk :] = np.eye(tail)
+        Tn = M.T @ self.T[:jj, :jj] @ M
+        Tn[lo : lo + kk, lo : lo + kk] = np.diag(theta)
+        self.T[:] = 0.0
+        self.T[:new_jj, :new_jj] = Tn
+        if self.nu.size:
+            Gn = self.G[:, :jj] @ M
+            self.G = np.zeros_like(self.G)
+            self.G[:, :new_jj] = Gn
+        if lost is not None and lost.size and float(np.abs(lost).max()) > 0:
+            # rows [0, lo) keep their place, rows [hi, jj) now start at lo + kk
+            norms = np.linalg.norm(lost, axis=0)
+            idx = np.r_[np.arange(lo), np.arange(lo + kk, new_jj)]
+            self.add_drops([(int(i), float(v)) for i, v in zip(idx, norms) if v > 0], 0)
+        return new_jj
+
+
 def block_lanczos(
     op: Any,
     k: int,
@@ -145,43 +258,94 @@ def block_lanczos(
     gen: torch.Generator,
     dtype: torch.dtype,
     want_vectors: bool,
+    min_dim: int = 0,
+    probe: Callable[..., None] | None = None,
+    probe_rows: torch.Tensor | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
-    """Thick-restart block Lanczos for k extreme eigenpairs of a symmetric ``op``.
+    """Thick-restart block Lanczos for k extreme eigenpairs, multiplicities included.
 
     The basis Q (at most ``basis_size + block_size`` rows of length P) is kept
     orthonormal by full reorthogonalisation (CGS2). The projected matrix
     ``T = Q A Q^T`` is assembled from those coefficients, so after a thick
     restart (keep the best Ritz vectors, ``T`` diagonal) the arrowhead
     structure needs no special case. Residual norms of Ritz pairs come from
-    the Krylov relation ``A Q^T = Q^T T + Qn^T B E^T``: ``||B S[last block]||``.
+    the Krylov relation ``A Q^T = Q^T T + Qn^T B E^T``: ``||B S[last block]||``
+    (plus the dropped remainders, see :class:`_Basis`).
+
+    Multiplicities. A Krylov space from one start sees each distinct
+    eigenvalue once. When it becomes invariant (every row of a product is
+    dependent to ``tol * ||A||``: a *breakdown*), its Ritz values are exact
+    and (almost surely) it has seen every distinct eigenvalue of the space it
+    started in; its rows are locked and a fresh random start orthogonal to
+    the basis begins a new sequence in the complement U. The spectrum of U
+    lies in the distinct values D of the last sequence that broke down, so
+    the wanted values are final once no value of D lies beyond them
+    (``max D <= k-th largest`` for the top, ``min D >= k-th smallest`` for
+    the bottom). Before any breakdown the rule is the residual test alone,
+    once the basis holds ``min_dim`` vectors (so that an operator with fewer
+    distinct eigenvalues breaks down first). A restart rotates the current
+    sequence only; locked rows are compressed to the best ones when the
+    sequence lacks room (a discarded value can never enter the answer).
+
+    ``probe(Q0, AQ0, U, AU)``, if given, is called once with the first block,
+    its product (before projection), and the extra ``probe_rows`` U (or
+    None) multiplied in the same call (counted as products).
     The wanted eigenvalues are returned descending, vectors matching.
     """
     P = op.num_params
     dev = op.device
     b = min(block_size, P)
     m = min(max(basis_size, k + b), P)
-    # number of Ritz vectors kept at a restart: the wanted ones plus a buffer
-    keep = min(m - b, k + max(b, (m - k - b) // 2))
-    Q = torch.empty(m + b, P, dtype=dtype, device=dev)
-    T = np.zeros((m + b, m + b))
+    min_dim = min(min_dim, m, P)
+    n_top, n_bot = _split(k, which)
+    basis = _Basis(m + b, P, dtype, dev)
+    Q, T = basis.Q, basis.T
     X0 = random_rows(b, P, gen, dev, dtype)
-    Qn, _ = orth_block(X0, Q[:0], b, gen, 1.0)
+    Qn, _, _ = orth_block(X0, Q[:0], b, gen, 1.0)
     r = Qn.shape[0]
     Q[:r] = Qn
     j, nb = 0, r
+    nl = 0  # rows [0, nl) are locked (invariant)
+    d_max = d_min = None  # distinct values of the last sequence that broke down
+    n_distinct = 0
+    breakdowns = 0
+    reached = False
     matvecs = 0
     anorm = 0.0
     it = 0
     restarts = 0
     exact = False
+    copies_ok = False
+    cap = m  # basis vectors held before a restart (doubled once a breakdown is met)
+
+    def copies_final(vals: np.ndarray, tol_a: float) -> bool:
+        """Can no unexplored eigenvalue displace the wanted ``vals`` (ascending)?"""
+        if d_max is None:
+            return reached
+        ok = True
+        if n_top:
+            ok &= d_max <= vals[-n_top] + tol_a
+        if n_bot:
+            ok &= d_min >= vals[n_bot - 1] - tol_a
+        return bool(ok)
+
     while True:
         it += 1
         jj = j + nb
-        W = apply_rows(op, Q[j:jj], f"lanczos iteration {it}")
-        matvecs += nb
+        if it == 1 and probe_rows is not None:
+            # the symmetry probe's vectors ride along with the first block: one call
+            Wx = apply_rows(op, torch.cat([Q[j:jj], probe_rows]), f"lanczos iteration {it}")
+            W, AU = Wx[:nb].clone(), Wx[nb:]
+            extra = probe_rows.shape[0]
+        else:
+            W = apply_rows(op, Q[j:jj], f"lanczos iteration {it}")
+            AU, extra = None, 0
+        matvecs += nb + extra
         if progress is not None:
-            progress(nb)
+            progress(nb + extra)
+        if probe is not None and it == 1:
+            probe(Q[j:jj], W, probe_rows, AU)
         C = project_out(Q[:jj], W)  # (nb, jj)
         Ch = C.double().cpu().numpy()
         if not np.all(np.isfinite(Ch)):
@@ -191,32 +355,82 @@ def block_lanczos(
         T[j:jj, j:jj] = 0.5 * (Ch[:, j:jj] + Ch[:, j:jj].T)
         theta, S = np.linalg.eigh(T[:jj, :jj])
         anorm = max(anorm, float(np.abs(theta).max()), np.finfo(float).tiny)
+        tol_a = tol * anorm
         if jj >= P:
             res = np.zeros(jj)
             exact = True
             Qnext, B = None, np.zeros((0, nb))
         else:
-            Qnext, B = orth_block(W, Q[:jj], min(b, P - jj), gen, anorm)
+            Qnext, B, dropped = orth_block(W, Q[:jj], min(b, P - jj), gen, anorm, tol_a)
+            basis.add_drops(dropped, j)
             res = np.linalg.norm(B @ S[j:jj, :], axis=0) if B.size else np.zeros(jj)
+            res = res + basis.drop_bound(S, jj)
+            if len(dropped) == nb:
+                # breakdown: span(Q[:jj]) is invariant; lock it, a fresh sequence follows
+                breakdowns += 1
+                D = np.linalg.eigvalsh(T[nl:jj, nl:jj])
+                d_max, d_min = float(D.max()), float(D.min())
+                n_distinct = D.size
+                nl = jj
+                if cap == m and cap < P:
+                    # the copy search keeps the invariant rows: room for one more sequence
+                    cap = min(2 * m, P)
+                    basis.grow(cap + b)
+                    Q, T = basis.Q, basis.T
+        reached = reached or jj >= min_dim
         wanted = select(theta, k, which)
-        conv = res <= tol * anorm
-        done = exact or (theta.size >= k and bool(conv[wanted].all()))
-        if done or Qnext is None or matvecs + Qnext.shape[0] > max_matvecs:
+        conv = res <= tol_a
+        complete = theta.size >= k and bool(conv[wanted].all())
+        copies_ok = exact or (theta.size >= k and copies_final(theta[wanted], tol_a))
+        if exact or (complete and copies_ok):
+            break
+        if Qnext is None or matvecs + Qnext.shape[0] > max_matvecs:
             break
         r = Qnext.shape[0]
-        if jj + r > m:
-            # thick restart: keep the best Ritz vectors, T becomes diagonal
-            kept = select(theta, keep, which)
-            Q[: kept.size] = torch.as_tensor(S[:, kept].T, dtype=dtype, device=dev) @ Q[:jj]
-            T[:] = 0.0
-            T[np.arange(kept.size), np.arange(kept.size)] = theta[kept]
-            j = kept.size
+        if jj + r > cap:
+            # thick restart of the current sequence; compress the locked rows if it lacks room
+            if nl > 0:
+                th_l, S_l = np.linalg.eigh(T[:nl, :nl])
+                # a locked value short of the current answer never enters it (the k-th
+                # wanted value only moves outwards): discard such rows, the least useful
+                # first, to give the sequence room to become invariant itself
+                score = _outside(th_l, theta[wanted], n_top, n_bot)
+                relevant = int((score <= tol_a).sum())
+                want_room = min(cap - relevant, max(k + 2 * b, m // 2, n_distinct + 2 * b))
+                if cap - nl < want_room:
+                    keep_l = max(relevant, cap - want_room)
+                    kept = np.sort(np.argsort(score, kind="stable")[:keep_l])
+                    jj = basis.rotate(0, nl, jj, S_l[:, kept], th_l[kept])
+                    nl = kept.size
+            room = cap - nl
+            half = (min(room, m) - k - b) // 2
+            keep_a = min(jj - nl, max(0, min(room - b, k + max(b, half))))
+            if jj > nl:
+                th_a, S_a = np.linalg.eigh(T[nl:jj, nl:jj])
+                kept = select(th_a, keep_a, which) if keep_a > 0 else np.zeros(0, dtype=int)
+                jj = basis.rotate(nl, jj, jj, S_a[:, kept], th_a[kept])
+            j = jj
             restarts += 1
         else:
             j = jj
         Q[j : j + r] = Qnext
         nb = r
+    vals = theta[wanted]
+    flags = conv[wanted] | exact
+    if not copies_ok:
+        # the copy search ran out of products: only values no missing copy can displace
+        # are final (beyond every value of the last broken-down sequence, or the extremes)
+        n_t, n_b = _split(vals.size, which)
+        hi = d_max if d_max is not None else float(theta.max())
+        lo = d_min if d_min is not None else float(theta.min())
+        sure = np.zeros(vals.size, dtype=bool)
+        if n_t:
+            sure[vals.size - n_t :] = vals[vals.size - n_t :] >= hi - tol_a
+        if n_b:
+            sure[:n_b] = vals[:n_b] <= lo + tol_a
+        flags = flags & sure
     wanted = wanted[::-1]  # descending, vectors matching
+    flags = flags[::-1]
     vectors = None
     if want_vectors:
         Sw = torch.as_tensor(S[:, wanted].T, dtype=dtype, device=dev)
@@ -225,10 +439,12 @@ def block_lanczos(
         "eigenvalues": theta[wanted],
         "eigenvectors": vectors,
         "residual_norms": res[wanted],
-        "converged": conv[wanted] | exact,
+        "converged": flags,
+        "copies_confirmed": bool(copies_ok),
         "matvecs": matvecs,
         "iterations": it,
         "restarts": restarts,
+        "breakdowns": breakdowns,
         "basis_size": m,
         "block_size": b,
         "norm_estimate": anorm,
@@ -241,13 +457,17 @@ def batched_lanczos(
     num_steps: int,
     *,
     reorthogonalize: bool,
+    probe: Callable[..., None] | None = None,
+    probe_rows: torch.Tensor | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One Lanczos recurrence per row of ``V0`` (L, P), products batched across rows.
 
     Returns ``alpha`` (L, m), ``beta`` (L, m) (``beta[:, i]`` couples steps i
     and i+1) and ``lengths`` (L,), the number of steps each recurrence ran
-    before an invariant subspace stopped it.
+    before an invariant subspace stopped it. ``probe(V, AV)``, if given, is
+    called once as ``probe(V, AV, U, AU)``: the normalised probes, their first
+    product, and the extra ``probe_rows`` U (or None) multiplied in the same call.
     """
     L, P = V0.shape
     m = num_steps
@@ -265,9 +485,16 @@ def batched_lanczos(
     for j in range(m):
         if Qs is not None:
             Qs[:, j] = V
-        W = apply_rows(op, V, f"slq step {j + 1}")
+        if j == 0 and probe_rows is not None:
+            Wx = apply_rows(op, torch.cat([V, probe_rows]), f"slq step {j + 1}")
+            W, AU = Wx[:L].clone(), Wx[L:]
+        else:
+            W = apply_rows(op, V, f"slq step {j + 1}")
+            AU = None
         if progress is not None:
-            progress(L)
+            progress(L if AU is None else L + AU.shape[0])
+        if probe is not None and j == 0:
+            probe(V, W, probe_rows, AU)
         W -= beta_prev * V_prev
         a = (W * V).sum(dim=1, keepdim=True)
         W -= a * V

@@ -8,10 +8,9 @@ import numpy as np
 import torch
 
 from .. import _checks_torch
-from ..exceptions import NotSymmetricError
-from ..operators import as_operator
+from ..exceptions import InvalidInputError, NotSymmetricError
 from ..results.spectra import Spectrum
-from ._common import SYMMETRY_RTOL, dtype_name, operator_settings
+from ._common import SYMMETRY_RTOL, dtype_name, operator_settings, spectral_operator
 
 __all__ = ["eigh"]
 
@@ -30,7 +29,9 @@ def eigh(
     A : CurvatureOperator, scipy LinearOperator, numpy.ndarray or torch.Tensor
         Symmetric operator or matrix.
     dtype : torch.dtype, default torch.float64
-        Precision of the eigensolve (the dense matrix is cast to it).
+        Precision of the eigensolve, ``torch.float32`` or ``torch.float64``
+        (the dense matrix is cast to it; a half-precision matrix is solved in
+        this precision too).
     return_eigenvectors : bool, default False
         Keep the (P, P) eigenvectors.
     max_bytes : int, optional
@@ -52,6 +53,11 @@ def eigh(
         If the dense matrix is not symmetric to ``1e-8`` (float64) relative.
     NonFiniteError
         If the dense matrix holds NaN or inf.
+    InvalidInputError
+        If ``dtype`` is not float32 or float64.
+    DTypeError
+        If ``A`` is complex (a Hermitian matrix: see :func:`lanczos`'s notes on
+        the real embedding).
 
     Examples
     --------
@@ -60,7 +66,12 @@ def eigh(
     >>> eigh(np.diag([3.0, -1.0, 2.0])).eigenvalues.tolist()
     [3.0, 2.0, -1.0]
     """
-    op = as_operator(A)
+    if dtype not in (torch.float32, torch.float64):
+        raise InvalidInputError(
+            f"dtype must be torch.float32 or torch.float64 (the precision of the eigensolve); "
+            f"got {dtype}"
+        )
+    op = spectral_operator(A, krylov=False)
     before = op.num_matvecs
     M = op.to_dense(max_bytes=max_bytes).to(dtype)
     _checks_torch.check_finite_tensor(M, "the dense matrix")

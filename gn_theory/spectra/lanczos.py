@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import warnings
 from typing import Any, Literal
 
@@ -11,13 +10,28 @@ import torch
 
 from .. import _checks
 from ..exceptions import ConvergenceWarning, InvalidInputError
-from ..operators import CurvatureOperator, as_operator
+from ..operators import CurvatureOperator
 from ..results.spectra import Spectrum
 from . import _krylov
-from ._common import basis_dtype, dtype_name, generator, operator_settings, progress_bar
-from .symmetry import check_symmetric as _probe_symmetry
+from ._common import (
+    asymmetry,
+    basis_dtype,
+    compute_settings,
+    dtype_name,
+    generator,
+    operator_settings,
+    progress_bar,
+    raise_if_asymmetric,
+    spectral_operator,
+    symmetry_rtol,
+)
 
 __all__ = ["lanczos"]
+
+#: Before any invariant subspace is met, Lanczos stops only once its basis holds
+#: ``k + MIN_EXTRA_DIRECTIONS`` vectors (at most basis_size): an operator with fewer
+#: distinct eigenvalues than that breaks down first, and its copies are then found.
+MIN_EXTRA_DIRECTIONS = 5
 
 
 def _default_block_size(op: CurvatureOperator, k: int) -> int:
@@ -43,7 +57,7 @@ def lanczos(
     basis_size: int | None = None,
     return_eigenvectors: bool = True,
     dtype: torch.dtype | None = None,
-    check_symmetric: bool = False,
+    check_symmetric: bool = True,
     progress: bool = False,
     warn: bool = True,
 ) -> Spectrum:
@@ -131,14 +145,13 @@ def lanczos(
     >>> lanczos(A, 2, "smallest", seed=0).eigenvalues.round(8).tolist()
     [2.0, 1.0]
     """
-    op = as_operator(A)
+    op = spectral_operator(A)
     P = op.num_params
     _checks.check_choice("which", which, ("largest", "smallest", "both"))
     k = _checks.check_positive_int("k", k)
     if k > P:
         raise InvalidInputError(f"k must be at most the dimension P = {P}; got k = {k}")
-    if not (isinstance(tol, (int, float)) and tol > 0 and math.isfinite(tol)):
-        raise InvalidInputError(f"tol must be a positive number; got {tol!r}")
+    tol = _checks.check_real("tol", tol, low=0.0, low_open=True)
     if block_size is not None:
         block_size = _checks.check_positive_int("block_size", block_size)
     b = block_size if block_size is not None else _default_block_size(op, k)
@@ -159,20 +172,45 @@ def lanczos(
         m = max(2 * k + 2 * b, 20 + b)
     m = min(m, P)
     b = min(b, P)
+    check_symmetric = bool(check_symmetric)
     if max_matvecs is None:
         max_matvecs = max(2000, 40 * m)
     max_matvecs = _checks.check_positive_int("max_matvecs", max_matvecs)
+    needed = -(-k // b) * b + (1 if check_symmetric and b == 1 and P > 1 else 0)
+    if max_matvecs < needed:
+        raise InvalidInputError(
+            f"max_matvecs = {max_matvecs} cannot give k = {k} eigenpairs: Lanczos needs at "
+            f"least {needed} products (one per eigenvalue"
+            + (", plus one for the symmetry probe" if needed > -(-k // b) * b else "")
+            + ")"
+        )
     bdtype = basis_dtype(op, dtype)
     gen, seed = generator(seed)
     before = op.num_matvecs
-    if check_symmetric:
-        _probe_symmetry(op, seed=seed)
+    measured: list[float] = []
+    probe = probe_rows = None
+    if check_symmetric and P > 1:
+        rtol = symmetry_rtol(op)
+        if b == 1:  # the start vector against one more random vector: one product
+            probe_gen = torch.Generator().manual_seed((seed + 1) % 2**63)
+            probe_rows = _krylov.random_rows(1, P, probe_gen, op.device, bdtype)
+
+        def probe(Q0: torch.Tensor, AQ0: torch.Tensor, U: Any, AU: Any) -> None:
+            if U is None:  # a block start: its first two vectors, free
+                rel = asymmetry(Q0[0], AQ0[0], Q0[1], AQ0[1])
+            else:
+                rel = asymmetry(Q0[0], AQ0[0], U[0], AU[0])
+            measured.append(rel)
+            raise_if_asymmetric(rel, rtol, "lanczos")
+
     bar = progress_bar(progress, max_matvecs, f"lanczos ({which} {k})")
     try:
         out = _krylov.block_lanczos(
-            op, k, which, block_size=b, basis_size=m, tol=float(tol),
+            op, k, which, block_size=b, basis_size=m, tol=tol,
             max_matvecs=max_matvecs, gen=gen, dtype=bdtype,
-            want_vectors=return_eigenvectors, progress=None if bar is None else bar.update,
+            want_vectors=return_eigenvectors, min_dim=k + MIN_EXTRA_DIRECTIONS, probe=probe,
+            probe_rows=probe_rows,
+            progress=None if bar is None else bar.update,
         )
     finally:
         if bar is not None:
@@ -189,21 +227,36 @@ def lanczos(
         seed=seed,
         settings={
             **operator_settings(op),
-            "tol": float(tol),
+            **compute_settings(A, op),
+            "tol": tol,
             "block_size": out["block_size"],
             "basis_size": out["basis_size"],
             "iterations": out["iterations"],
             "restarts": out["restarts"],
+            "breakdowns": out["breakdowns"],
+            "copies_confirmed": out["copies_confirmed"],
             "norm_estimate": out["norm_estimate"],
             "basis_dtype": dtype_name(bdtype),
             "max_matvecs": max_matvecs,
+            "check_symmetric": check_symmetric,
+            "asymmetry": measured[0] if measured else None,
         },
     )
     if warn and not spec.all_converged:
+        if out["copies_confirmed"]:
+            why = (
+                f"(largest residual {float(spec.residual_norms.max()):.3g}); raise max_matvecs "
+                "or basis_size"
+            )
+        else:
+            why = (
+                f"before the search for further copies of the eigenvalues (after "
+                f"{out['breakdowns']} invariant subspace(s)) could confirm them; raise "
+                "max_matvecs"
+            )
         warnings.warn(
             f"lanczos: {spec.num_converged} of {k} {which} eigenpairs converged to tol={tol:g} "
-            f"within max_matvecs={max_matvecs} (largest residual "
-            f"{float(spec.residual_norms.max()):.3g}); raise max_matvecs or basis_size",
+            f"within max_matvecs={max_matvecs} {why}",
             ConvergenceWarning,
             stacklevel=2,
         )

@@ -14,6 +14,20 @@ from ..results.spectra import Outliers, spectral_measure
 __all__ = ["outliers"]
 
 
+def _rank_medians(density: Any, sign: float) -> np.ndarray:
+    """Per-rank medians over probes of the Ritz values, outermost on ``sign``'s side first.
+
+    Only nodes of positive weight count: a probe whose recurrence stopped early
+    is padded with weight-0 copies of a node, which are not Ritz values. Ranks
+    are kept as far as every probe has one.
+    """
+    nodes = np.atleast_2d(np.asarray(density.nodes, dtype=float))
+    weights = np.atleast_2d(np.asarray(density.weights, dtype=float))
+    rows = [np.sort(x[w > 0] * sign)[::-1] for x, w in zip(nodes, weights) if (w > 0).any()]
+    n = min(r.size for r in rows)
+    return np.median(np.stack([r[:n] for r in rows]), axis=0)
+
+
 def outliers(
     spectrum: Any,
     *,
@@ -41,6 +55,8 @@ def outliers(
     For a :class:`~gn_theory.results.SpectralDensity` the candidates are the
     per-rank medians over probes of the Ritz values (the j-th largest node of
     every probe): outliers converge in every probe, bulk nodes do not agree.
+    Nodes of weight 0 (the padding of a probe that stopped early) are not Ritz
+    values and are ignored; ranks go as far as every probe has one.
 
     Parameters
     ----------
@@ -48,8 +64,8 @@ def outliers(
         Eigenvalues (any order) or an SLQ density.
     method : {"gap", "edge"}, default "gap"
     edge : float, optional
-        Bulk edge (required for ``"edge"``), on the same side (a negative
-        number for ``side="negative"``).
+        Bulk edge (required for ``"edge"``), a finite real number on the same
+        side (a negative number for ``side="negative"``).
     max_outliers : int, default 50
         Candidates examined by ``"gap"``: the largest ``max_outliers + 1``
         magnitudes. Deep in the bulk (near zero) consecutive ratios are
@@ -70,8 +86,9 @@ def outliers(
     ------
     InvalidInputError
         Unknown method or side, ``"edge"`` without ``edge``, no candidates,
+        ``min_ratio`` or ``edge`` not a finite real number (``True`` is not 1),
         ``min_ratio <= 1``, or input that is not spectrum-like (not 1-d,
-        empty, NaN or inf).
+        empty, NaN or inf, also at weight 0).
 
     Examples
     --------
@@ -86,28 +103,27 @@ def outliers(
     """
     _checks.check_choice("method", method, ("gap", "edge"))
     _checks.check_choice("side", side, ("positive", "negative"))
-    if not (isinstance(min_ratio, (int, float)) and min_ratio > 1):
-        raise InvalidInputError(f"min_ratio must be a number > 1; got {min_ratio!r}")
+    min_ratio = _checks.check_real("min_ratio", min_ratio, low=1.0, low_open=True)
     max_outliers = _checks.check_positive_int("max_outliers", max_outliers)
-    settings = {"max_outliers": max_outliers, "min_ratio": float(min_ratio), "edge": edge}
+    if edge is not None:
+        edge = _checks.check_real("edge", edge)
+    settings = {"max_outliers": max_outliers, "min_ratio": min_ratio, "edge": edge}
     sign = 1.0 if side == "positive" else -1.0
     measure = spectral_measure(spectrum, name="spectrum")  # validates any spectrum-like input
     if measure.weighted:
-        # per-rank medians over probes of the Ritz values on this side (outermost first)
-        nodes = np.atleast_2d(np.asarray(spectrum.nodes, dtype=float))
-        cand = np.median(np.sort(nodes * sign, axis=1)[:, ::-1], axis=0)
+        cand = _rank_medians(spectrum, sign)
     else:
         cand = np.sort(measure.values * sign)[::-1]
     if method == "edge":
         if edge is None:
             raise InvalidInputError('method="edge" needs the bulk edge: pass edge=...')
-        e = float(edge) * sign
+        e = edge * sign
         vals = cand[cand > e]
         rest = cand[cand <= e]
         return Outliers(
             count=int(vals.size),
             values=np.sort(vals * sign)[::-1],
-            threshold=float(edge),
+            threshold=edge,
             method="edge",
             side=side,
             gap_ratios=np.zeros(0),

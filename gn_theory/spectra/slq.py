@@ -8,11 +8,20 @@ import numpy as np
 import torch
 
 from .. import _checks
-from ..operators import as_operator
 from ..results.spectra import SpectralDensity
 from . import _krylov
-from ._common import basis_dtype, dtype_name, generator, operator_settings, progress_bar
-from .symmetry import check_symmetric as _probe_symmetry
+from ._common import (
+    asymmetry,
+    basis_dtype,
+    compute_settings,
+    dtype_name,
+    generator,
+    operator_settings,
+    progress_bar,
+    raise_if_asymmetric,
+    spectral_operator,
+    symmetry_rtol,
+)
 
 __all__ = ["slq", "DEFAULT_SLQ_STEPS", "DEFAULT_SLQ_PROBES"]
 
@@ -31,7 +40,7 @@ def slq(
     probes: Literal["rademacher", "gaussian"] = "rademacher",
     reorthogonalize: bool = True,
     dtype: torch.dtype | None = None,
-    check_symmetric: bool = False,
+    check_symmetric: bool = True,
     progress: bool = False,
 ) -> SpectralDensity:
     r"""Stochastic Lanczos quadrature: a spectral density from a few random probes.
@@ -61,8 +70,11 @@ def slq(
         memory; without it memory is ``O(num_probes * P)``.
     dtype : torch.dtype, optional
         Basis precision (default the operator's).
-    check_symmetric : bool, default False
-        Probe symmetry first.
+    check_symmetric : bool, default True
+        Check symmetry on the first step: with two or more probes,
+        :math:`v_1^\top Av_2` against :math:`v_2^\top Av_1` (free); with one,
+        one extra product with a random vector. A non-symmetric operator
+        would give a meaningless density without any other sign.
     progress : bool, default False
         Show a tqdm bar.
 
@@ -80,6 +92,9 @@ def slq(
         If ``check_symmetric`` and the probe fails.
     NonFiniteError
         If a product is NaN or inf (the step is named).
+    DTypeError
+        Complex input, or a half-precision operator that is not a dense
+        matrix (a float16 or bfloat16 matrix is computed in float32).
 
     Examples
     --------
@@ -92,7 +107,7 @@ def slq(
     >>> round(d.moment(1), 1)  # tr(A) / P = 0.5
     0.5
     """
-    op = as_operator(A)
+    op = spectral_operator(A)
     P = op.num_params
     num_probes = _checks.check_positive_int("num_probes", num_probes)
     num_steps = _checks.check_positive_int("num_steps", num_steps)
@@ -101,13 +116,27 @@ def slq(
     bdtype = basis_dtype(op, dtype)
     gen, seed = generator(seed)
     before = op.num_matvecs
-    if check_symmetric:
-        _probe_symmetry(op, seed=seed)
+    measured: list[float] = []
+    probe = probe_rows = None
+    if check_symmetric and P > 1:
+        rtol = symmetry_rtol(op)
+        if num_probes == 1:  # the probe against one more random vector: one product
+            probe_gen = torch.Generator().manual_seed((seed + 1) % 2**63)
+            probe_rows = _krylov.random_rows(1, P, probe_gen, op.device, bdtype)
+
+        def probe(V: torch.Tensor, AV: torch.Tensor, U: Any, AU: Any) -> None:
+            if U is None:  # two probes and their first products, free
+                rel = asymmetry(V[0], AV[0], V[1], AV[1])
+            else:
+                rel = asymmetry(V[0], AV[0], U[0], AU[0])
+            measured.append(rel)
+            raise_if_asymmetric(rel, rtol, "slq")
+
     V0 = _krylov.random_rows(num_probes, P, gen, op.device, bdtype, probes)
     bar = progress_bar(progress, num_probes * m, "slq")
     try:
         alpha, beta, lengths = _krylov.batched_lanczos(
-            op, V0, m, reorthogonalize=reorthogonalize,
+            op, V0, m, reorthogonalize=reorthogonalize, probe=probe, probe_rows=probe_rows,
             progress=None if bar is None else bar.update,
         )
     finally:
@@ -125,10 +154,13 @@ def slq(
         seed=seed,
         settings={
             **operator_settings(op),
+            **compute_settings(A, op),
             "probes": probes,
             "reorthogonalize": bool(reorthogonalize),
             "basis_dtype": dtype_name(bdtype),
             "lengths": lengths.tolist(),
             "kernel": "gaussian, Papyan width (THEORY 3.2)",
+            "check_symmetric": bool(check_symmetric),
+            "asymmetry": measured[0] if measured else None,
         },
     )

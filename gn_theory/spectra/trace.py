@@ -9,10 +9,9 @@ import numpy as np
 import torch
 
 from .. import _checks
-from ..operators import as_operator
 from ..results.spectra import TraceEstimate
 from . import _krylov
-from ._common import generator, operator_settings
+from ._common import compute_settings, generator, operator_settings, spectral_operator
 
 __all__ = ["trace"]
 
@@ -43,7 +42,9 @@ def trace(
         Square (symmetric for Hutch++) operator.
     method : {"hutchinson", "hutch++"}, default "hutchinson"
     num_matvecs : int, default 100
-        Total products (at least 2 for Hutchinson's ``bse``, 3 for Hutch++).
+        Total products: at least 2 for Hutchinson's ``bse``, at least 4 for
+        Hutch++ (one sketch and one range product, and two Hutchinson probes
+        of the remainder, the fewest that give a standard error).
     seed : int, optional
     probes : {"rademacher", "gaussian"}, default "rademacher"
     block_size : int, default 32
@@ -59,6 +60,9 @@ def trace(
         Unknown method/probes, too few matvecs.
     NonFiniteError
         If a product is NaN or inf.
+    DTypeError
+        Complex input, or a half-precision operator that is not a dense
+        matrix (a float16 or bfloat16 matrix is computed in float32).
 
     Examples
     --------
@@ -68,12 +72,12 @@ def trace(
     >>> t.estimate   # Rademacher probes are exact on diagonal matrices
     5050.0
     """
-    op = as_operator(A)
+    op = spectral_operator(A)
     P = op.num_params
     _checks.check_choice("method", method, ("hutchinson", "hutch++"))
     _checks.check_choice("probes", probes, ("rademacher", "gaussian"))
     num_matvecs = _checks.check_positive_int(
-        "num_matvecs", num_matvecs, minimum=3 if method == "hutch++" else 2
+        "num_matvecs", num_matvecs, minimum=4 if method == "hutch++" else 2
     )
     block_size = _checks.check_positive_int("block_size", block_size)
     gen, seed = generator(seed)
@@ -101,7 +105,7 @@ def trace(
         se = float(s.std(ddof=1) / math.sqrt(s.size))
     else:
         n_s = max(1, num_matvecs // 3)
-        n_g = max(1, num_matvecs - 2 * n_s)
+        n_g = num_matvecs - 2 * n_s  # >= 2 for num_matvecs >= 4: a standard error
         S = _krylov.random_rows(n_s, P, gen, dev, dt, probes)
         AS = torch.cat(
             [_krylov.apply_rows(op, S[i : i + block_size], "hutch++ sketch")
@@ -124,5 +128,8 @@ def trace(
         method=method,
         samples=s,
         seed=seed,
-        settings={**operator_settings(op), "probes": probes, "block_size": block_size},
+        settings={
+            **operator_settings(op), **compute_settings(A, op),
+            "probes": probes, "block_size": block_size,
+        },
     )
