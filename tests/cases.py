@@ -115,7 +115,7 @@ def _unbalanced_data(n_per_class: list[int], d: int, seed: int) -> Callable[[], 
     return make
 
 
-#: Unbalanced softmax classifiers (THEORY.md 2.6: class counts 5/9/7; 3/8/2/6), every class present.
+#: Unbalanced softmax classifiers (docs/theory.md 2.6: class counts 5/9/7; 3/8/2/6), every class present.
 TANH_C3_UNBALANCED = Case(
     "tanh_C3_unbalanced",
     lambda: nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3)),

@@ -269,7 +269,7 @@ def fit(model: torch.nn.Module, ds: Any, **options: Any):
 
 def fit_alive(make: Callable[[int], torch.nn.Module], ds: Any, *, seed: int, tries: int = 5,
               **options: Any):
-    """Train ``make(seed)``; if the loss did not halve (a dead tiny ReLU net, THEORY.md 9), retry.
+    """Train ``make(seed)``; if the loss did not halve (a dead tiny ReLU net, docs/theory.md 9), retry.
 
     Returns ``(model, log, seed_used, retries)``.
     """

@@ -1,6 +1,6 @@
 """Fort & Ganguli (2019), properties 2 and 3: gradient confinement and the transient curvature rise (FG-2, FG-3).
 
-Real MNIST, a 2-hidden-layer ReLU MLP. FG-2: SGD (batch 32, lr 0.1; THEORY.md 6's CPU check);
+Real MNIST, a 2-hidden-layer ReLU MLP. FG-2: SGD (batch 32, lr 0.1; docs/theory.md 6's CPU check);
 at checkpoints along training the top-C eigenvectors U_C of H (``gt.lanczos``) and the
 full-batch gradient g (``H.gradient()``): f_top = ||U_C^T g||^2 / ||g||^2 (Gur-Ari et al.
 2018). Full-batch GD from the same init is measured the same way for comparison (claims.md: the

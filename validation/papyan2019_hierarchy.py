@@ -143,7 +143,7 @@ def run(size: str = "quick", *, out: str | Path, seed: int = 0, device: str = "c
             f"class-mean part G_cm {C.fmt(cs.eigenvalues('G_cm')[:3])}, of eig(G_1) "
             f"{C.fmt(e1[:3])}, of the within-class part G_w {C.fmt(top_w)}: the class means "
             "alone fall short of the outliers, the within-class part is not a small bulk "
-            "(THEORY.md 5b measured the same on real MNIST)."))
+            "(docs/theory.md 5b measured the same on real MNIST)."))
     pass3 = frac > 0.5
     row3 = C.claim_row(
         "P19b-3", measured=f"nearest class-level mean is delta_c for {C.fmt(frac)} of the "

@@ -6,7 +6,7 @@ class), one 2-hidden-layer ReLU MLP, SGD to ~100 % train accuracy; at each n the
 of G (``gt.eigh``), the class structure (``gt.class_structure``) and the within-class part
 G_w = G - G_cm (``within_class_operator``). The bulk edge is the upper edge of a
 Marchenko-Pastur fit (moments) to the spectrum of G_w; the eigenvalues of G above it are the
-resolved outliers and mini-outliers. The BBP mapping of THEORY.md 5 (``predict_outliers``,
+resolved outliers and mini-outliers. The BBP mapping of docs/theory.md 5 (``predict_outliers``,
 method ``"iid"``, with that bulk and c = P / (N (C - 1))) says how many of the C^2 class-mean
 eigenvalues should clear the threshold.
 

@@ -27,7 +27,7 @@ Criteria (fixed from claims.md before the run):
 Sizes: ``tiny`` 200 digits at 7x7, width 8, 100 steps, short SLQ; ``quick`` 1,000 digits (100
 per class) at 7x7, width 16 (P = 1,242), 1,500 SGD steps (bs 50, lr 0.05, momentum 0.9) to ~100 %
 train accuracy, states at steps 0, 50, 300, 1,500, SLQ with 3 probes, exact eigenvalues of G for
-the fit; ``full`` all 5,000 digits at 14x14, width 24 (P = 5,578; THEORY.md 5b's setting), 5,000
+the fit; ``full`` all 5,000 digits at 14x14, width 24 (P = 5,578; docs/theory.md 5b's setting), 5,000
 steps, norms by Hutchinson (32 probes), SLQ with 10 probes, the MP fit on the SLQ quadrature of G.
 """
 
@@ -156,7 +156,7 @@ def run(size: str = "quick", *, out: str | Path, seed: int = 0, device: str = "c
             f"{C.fmt(end['top_H'][:12][:-1] / end['top_H'][1:12])} -- no gap of 2 after rank "
             f"{K - 1} or {K}; counts along training {[s['outliers_H'] for s in states]} at "
             f"train accuracies {C.fmt([s['accuracy'] for s in states])}. The other rule of "
-            f"THEORY.md 9 (above the fitted MP edge of G's bulk, {C.fmt(fit.upper_edge)}) counts "
+            f"docs/theory.md 9 (above the fitted MP edge of G's bulk, {C.fmt(fit.upper_edge)}) counts "
             f"{edge_count} of the top {TOP} of G."))
     pass2 = fit.ks_statistic >= 0.1 and fit.third_moment_ratio > 1
     row2 = C.claim_row(

@@ -2,7 +2,7 @@
 
 A linear softmax classifier (``build_model("linear")``, P = (d + 1) C) on C-class Gaussian
 mixtures of decreasing separation, trained by full-batch GD with a fixed budget; for this model
-the Fisher information equals G exactly (THEORY.md 1), computed dense (``gt.eigh``). The
+the Fisher information equals G exactly (docs/theory.md 1), computed dense (``gt.eigh``). The
 outlier-to-bulk ratio is the mean of the outliers found by the package's rule (``gt.outliers``)
 over the bulk edge it reports (1 when it finds none); the misclassification rate is measured on
 a held-out split.

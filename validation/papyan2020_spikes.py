@@ -3,7 +3,7 @@
 Real MNIST, a 2-hidden-layer ReLU MLP trained by SGD; at the end two spectra that carry the
 class structure: the second moment of the penultimate features (1/N sum_i phi_i phi_i^T, exact,
 numpy) and the Gauss-Newton matrix G (top 3C + 1 by ``gt.lanczos``): G is the second moment of
-the per-sample, per-logit gradients delta_{i,c'} (THEORY.md 2.1). Papyan 2020 also studies the
+the per-sample, per-logit gradients delta_{i,c'} (docs/theory.md 2.1). Papyan 2020 also studies the
 second moment of the per-sample loss gradients (the empirical Fisher); gn_theory has no operator
 for it (a gap, see the report), so G stands for the gradient spectrum here.
 

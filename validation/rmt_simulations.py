@@ -1,6 +1,6 @@
 """The random-matrix formulas and fits of ``gn_theory.rmt`` against simulations with known truth.
 
-Reproduces the numeric checks of THEORY.md sections 4.5 and 8 (not a paper claim: the ground the
+Reproduces the numeric checks of docs/theory.md sections 4.5 and 8 (not a paper claim: the ground the
 paper-reproducing scripts stand on):
 
 - multiplicative BBP: spike theta = 2 (ell = 3), p = 800, n = 1600, averaged over 5 seeds, against

@@ -4,7 +4,7 @@ r"""Low-rank operators: sums of outer products, and the within-class part :math:
 rows :math:`a_j` (one product costs two r x P matrix products). The parts
 :math:`G_{\rm cm}, G_0, G_1, G_2` of a :class:`~gn_theory.results.ClassStructure`
 are such operators (:func:`part_operator`). The within-class part
-:math:`G_{\rm w} = G - G_{\rm cm}` (THEORY.md section 2.2) is high-rank and
+:math:`G_{\rm w} = G - G_{\rm cm}` (docs/theory.md section 2.2) is high-rank and
 matrix-free: one product with the GGN operator minus :math:`A^\top(A V)`
 (:func:`within_class_operator`, :class:`WithinClassOperator`).
 """

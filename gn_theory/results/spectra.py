@@ -44,12 +44,12 @@ __all__ = [
     "PAPYAN_KAPPA",
 ]
 
-#: Papyan's kernel-width constant kappa (arXiv:1811.07062 code; THEORY 3.2).
+#: Papyan's kernel-width constant kappa (arXiv:1811.07062 code; docs/theory.md 3.2).
 PAPYAN_KAPPA = 1.25
 
 
 def _papyan_sigma(half_width: float, num_steps: int) -> float:
-    """Papyan's kernel width ``d h / sqrt(8 ln kappa)``, ``h = 2 / (M - 1)`` (THEORY 3.2)."""
+    """Papyan's kernel width ``d h / sqrt(8 ln kappa)``, ``h = 2 / (M - 1)`` (docs/theory.md 3.2)."""
     h = 2.0 / (max(num_steps, 2) - 1)
     return half_width * h / math.sqrt(8.0 * math.log(PAPYAN_KAPPA))
 
@@ -262,7 +262,7 @@ class SpectralDensity(Result):
     (unit :math:`v_l`), each row of ``weights`` summing to 1. The estimated
     eigenvalue distribution is the average of the rows,
     :math:`\hat\phi = \frac1{n_v}\sum_l\sum_k\tau^{(l)}_k\delta_{\theta^{(l)}_k}`
-    (THEORY 3.2), so :math:`\int g\,d\hat\phi\approx\frac1P\operatorname{tr}g(A)`.
+    (docs/theory.md 3.2), so :math:`\int g\,d\hat\phi\approx\frac1P\operatorname{tr}g(A)`.
 
     Attributes
     ----------
@@ -356,14 +356,14 @@ class SpectralDensity(Result):
         return 0 if self.deflated_eigenvalues is None else int(np.size(self.deflated_eigenvalues))
 
     def _normalisation(self, bounds: Any = None) -> tuple[float, float]:
-        """Papyan's centre c and half-width d of the range, widened by 5% (THEORY 3.1)."""
+        """Papyan's centre c and half-width d of the range, widened by 5% (docs/theory.md 3.1)."""
         lb, ub = self.spectral_range if bounds is None else (float(bounds[0]), float(bounds[1]))
         width = max(ub - lb, 1e-12 * max(abs(lb), abs(ub), 1.0))
         lb, ub = lb - 0.025 * width, ub + 0.025 * width
         return 0.5 * (ub + lb), 0.5 * (ub - lb)
 
     def default_sigma(self) -> float:
-        r"""Papyan's Gaussian kernel width in eigenvalue units (THEORY 3.2).
+        r"""Papyan's Gaussian kernel width in eigenvalue units (docs/theory.md 3.2).
 
         :math:`\sigma = d\,h/\sqrt{8\ln\kappa}` with :math:`h = 2/(M-1)`,
         :math:`\kappa = 1.25`, M the number of Lanczos steps and d the
@@ -465,7 +465,7 @@ class SpectralDensity(Result):
         r"""Densities of ``log10 |lambda|`` for the positive and the negative side.
 
         The papers plot Hessian spectra with eigenvalues spanning many decades
-        on a log-magnitude axis, the negative side separately (THEORY 3.5).
+        on a log-magnitude axis, the negative side separately (docs/theory.md 3.5).
         Node :math:`\theta` with weight :math:`\tau` contributes a Gaussian in
         :math:`u = \log_{10}|\theta|` to the side of its sign; exact zeros go
         to neither (see :meth:`mass_near_zero`).
@@ -527,7 +527,7 @@ class SpectralDensity(Result):
         return float(w[np.abs(x) < eps].sum())
 
     def negative_mass(self, eps: float = 0.0) -> float:
-        """Estimated fraction of eigenvalues below ``-eps`` (THEORY 3.5).
+        """Estimated fraction of eigenvalues below ``-eps`` (docs/theory.md 3.5).
 
         Parameters
         ----------

@@ -26,7 +26,7 @@ re-exported here.
 
 References
 ----------
-See ``THEORY.md`` section 3 (Lanczos 3.1, SLQ 3.2, traces 3.4, negative
+See ``docs/theory.md`` section 3 (Lanczos 3.1, SLQ 3.2, traces 3.4, negative
 eigenvalues 3.5). Papyan, arXiv:1811.07062 and arXiv:2008.11865 (SLQ
 normalisation and kernel width); Ghorbani, Krishnan, Xiao, arXiv:1901.10159;
 Meyer, Musco, Musco, Woodruff, SOSA 2021 (Hutch++); Wu and Simon, SIAM J.

@@ -39,7 +39,7 @@ def outliers(
 ) -> Outliers:
     r"""Separate outliers from the bulk.
 
-    Rules (THEORY 9):
+    Rules (docs/theory.md 9):
 
     * ``"gap"`` -- sort the candidates on ``side`` by decreasing magnitude
       :math:`|\lambda_1|\ge|\lambda_2|\ge\dots` (the largest

@@ -25,7 +25,7 @@ from ._common import (
 
 __all__ = ["slq", "DEFAULT_SLQ_STEPS", "DEFAULT_SLQ_PROBES"]
 
-#: Default number of SLQ Lanczos steps (Papyan uses M = 128; THEORY 3.2).
+#: Default number of SLQ Lanczos steps (Papyan uses M = 128; docs/theory.md 3.2).
 DEFAULT_SLQ_STEPS = 128
 #: Default number of SLQ probes.
 DEFAULT_SLQ_PROBES = 10
@@ -49,7 +49,7 @@ def slq(
     ``num_steps`` steps; the products of all probes at one step are one
     batched (P, num_probes) product. The Ritz values :math:`\theta^{(l)}_k`
     and Gauss weights :math:`\tau^{(l)}_k = (e_1^\top s_k)^2` (from
-    ``scipy.linalg.eigh_tridiagonal``) are kept per probe (THEORY 3.2).
+    ``scipy.linalg.eigh_tridiagonal``) are kept per probe (docs/theory.md 3.2).
 
     Parameters
     ----------
@@ -59,7 +59,7 @@ def slq(
         Probes :math:`n_v` (Ghorbani et al. use 1; more reduce the variance of
         the weights, about :math:`1/\sqrt{n_v P}`).
     num_steps : int, default 128
-        Lanczos steps m per probe (Papyan's M = 128, THEORY 3.2), capped at P.
+        Lanczos steps m per probe (Papyan's M = 128, docs/theory.md 3.2), capped at P.
     seed : int, optional
         Seed of the probes.
     probes : {"rademacher", "gaussian"}, default "rademacher"
@@ -159,7 +159,7 @@ def slq(
             "reorthogonalize": bool(reorthogonalize),
             "basis_dtype": dtype_name(bdtype),
             "lengths": lengths.tolist(),
-            "kernel": "gaussian, Papyan width (THEORY 3.2)",
+            "kernel": "gaussian, Papyan width (docs/theory.md 3.2)",
             "check_symmetric": bool(check_symmetric),
             "asymmetry": measured[0] if measured else None,
         },

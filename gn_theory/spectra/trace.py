@@ -25,7 +25,7 @@ def trace(
     probes: Literal["rademacher", "gaussian"] = "rademacher",
     block_size: int = 32,
 ) -> TraceEstimate:
-    r"""Stochastic trace estimate with a standard error (THEORY 3.4).
+    r"""Stochastic trace estimate with a standard error (docs/theory.md 3.4).
 
     ``"hutchinson"``: :math:`\operatorname{tr}A\approx\frac1m\sum_i z_i^\top Az_i`
     over ``m = num_matvecs`` probes; ``bse`` = sample standard deviation
