@@ -4,10 +4,16 @@ Every full-data quantity (operator products, class means, gradients) is a sum
 over batches divided by the total number of samples ``N``. :class:`DataSource`
 normalises what users pass as ``data`` (an ``(inputs, targets)`` pair or any
 re-iterable of such pairs, e.g. a ``DataLoader``), moves each batch to the
-compute device/dtype, and validates it once. :func:`reduce_sum` is the single
-reduction point, so that a data-parallel run only has to all-reduce there.
-:class:`DataChecksum` fingerprints the samples during a pass that is made anyway
-(the operators' validation pass), so provenance costs no extra read of the data.
+compute device/dtype, and checks every pass: :class:`DataChecksum` fingerprints the
+samples on the way (sample count and an order-invariant checksum, a few integer
+operations per input byte on the device), the first complete pass (the operators'
+validation pass) becomes the reference, and a later pass that saw other samples
+raises :class:`~gn_theory.DataError` with the likely cause (one-shot iterables,
+shuffling with ``drop_last``, sampling with replacement, random augmentation, data
+changed after the build), never a product of other data. Passes are bounded
+(``len()``, else ``max_batches``), so an endless stream is refused, never read
+forever. :func:`reduce_sum` is the single reduction point, so that a data-parallel
+run only has to all-reduce there.
 """
 
 from __future__ import annotations
@@ -22,6 +28,11 @@ from .exceptions import DataError
 __all__: list[str] = []
 
 
+#: Default bound on the batches of one pass over data without a ``len()``: a stream that
+#: has not ended by then is refused as endless (``max_batches=`` of the operators).
+MAX_UNSIZED_BATCHES: int = 100_000
+
+
 def _is_pair(obj: Any) -> bool:
     return (
         isinstance(obj, (tuple, list))
@@ -31,8 +42,34 @@ def _is_pair(obj: Any) -> bool:
     )
 
 
+_ONE_SHOT = (
+    "operators read the data once per product, so pass a list of batches, a DataLoader "
+    "over a map-style Dataset, or an iterable whose __iter__ starts a new pass each time"
+)
+
+
+def _one_shot_reason(data: Any) -> str | None:
+    """Why ``data`` cannot be read twice (checked without consuming it), or None."""
+    if isinstance(data, torch.utils.data.DataLoader):
+        ds = data.dataset
+        if isinstance(ds, torch.utils.data.IterableDataset) and iter(ds) is iter(ds):
+            return (
+                f"data is a DataLoader over a one-shot {type(ds).__name__}: its __iter__ "
+                "returns the same iterator every time (a wrapped generator?)"
+            )
+        return None  # a DataLoader's own __iter__ starts a new pass (and maybe workers)
+    if iter(data) is data:
+        return "data is a one-shot iterator (e.g. a generator)"
+    if iter(data) is iter(data):
+        return (
+            f"data ({type(data).__name__}) is a one-shot iterable: its __iter__ returns the "
+            "same iterator every time (a shared generator?)"
+        )
+    return None
+
+
 class DataSource:
-    """A re-iterable view of the user's data on a given device and dtype.
+    """A re-iterable view of the user's data on a given device and dtype, checked every pass.
 
     Parameters
     ----------
@@ -42,28 +79,43 @@ class DataSource:
         Device that batches are moved to.
     dtype : torch.dtype
         Floating dtype that floating-point inputs (and float targets) are cast to.
+    max_batches : int, optional
+        Bound on the batches of one pass over data without ``len()`` (default
+        :data:`MAX_UNSIZED_BATCHES`); data with a ``len()`` may yield at most that
+        many batches.
+
+    Attributes
+    ----------
+    reference : DataChecksum or None
+        The checksum of the first complete pass (the operators' validation pass).
+        Every later complete pass is compared with it, and a pass that differs
+        (other samples, another count) raises :class:`~gn_theory.DataError` naming
+        the likely cause, so a product is never computed from other data than the
+        operator was built from.
 
     Raises
     ------
     DataError
-        If ``data`` is neither a pair of tensors nor a re-iterable of pairs, or
-        if it is a one-shot iterator (a generator), which cannot be read twice.
+        If ``data`` is neither a pair of tensors nor a re-iterable of pairs, or if it
+        is one-shot (a generator, an object whose ``__iter__`` hands out one shared
+        iterator, a DataLoader over such an IterableDataset).
     """
 
-    def __init__(self, data: Any, device: torch.device, dtype: torch.dtype) -> None:
+    def __init__(
+        self, data: Any, device: torch.device, dtype: torch.dtype, *, max_batches: int | None = None
+    ) -> None:
         if _is_pair(data):
-            self._batches: Iterable[Any] = [tuple(data)]
+            self._batches: Any = [tuple(data)]
         elif isinstance(data, torch.Tensor):
             raise DataError(
                 "data must be an (inputs, targets) pair of tensors or an iterable of such "
                 "pairs; got a single tensor (the targets are missing)"
             )
         elif isinstance(data, Iterable):
-            if iter(data) is data:
-                raise DataError(
-                    "data is a one-shot iterator (e.g. a generator); operators read the "
-                    "data once per product, so pass a list of batches or a DataLoader"
-                )
+            if not isinstance(data, (list, tuple)):
+                reason = _one_shot_reason(data)
+                if reason is not None:
+                    raise DataError(f"{reason}; {_ONE_SHOT}")
             self._batches = data
         else:
             raise DataError(
@@ -72,7 +124,9 @@ class DataSource:
             )
         self.device = device
         self.dtype = dtype
+        self.max_batches = MAX_UNSIZED_BATCHES if max_batches is None else int(max_batches)
         self.num_samples: int | None = None
+        self.reference: DataChecksum | None = None
 
     def _convert(self, index: int, batch: Any) -> tuple[torch.Tensor, torch.Tensor]:
         if not _is_pair(batch):
@@ -90,23 +144,95 @@ class DataSource:
             raise DataError(
                 f"batch {index}: inputs hold {x.shape[0]} samples but targets hold {y.shape[0]}"
             )
-        if x.is_floating_point():
-            x = x.to(device=self.device, dtype=self.dtype, non_blocking=True)
-        else:
-            x = x.to(device=self.device, non_blocking=True)
-        if y.is_floating_point():
-            y = y.to(device=self.device, dtype=self.dtype, non_blocking=True)
-        else:
-            y = y.to(device=self.device, non_blocking=True)
-        return x, y
+        return self._move(index, "inputs", x), self._move(index, "targets", y)
+
+    def _move(self, index: int, what: str, t: torch.Tensor) -> torch.Tensor:
+        t = t.detach()  # products are not differentiated through the data
+        try:
+            if t.is_floating_point():
+                return t.to(device=self.device, dtype=self.dtype, non_blocking=True)
+            return t.to(device=self.device, non_blocking=True)
+        except Exception as exc:  # e.g. meta tensors, a device this process cannot reach
+            text = " ".join(str(exc).split())
+            raise DataError(
+                f"batch {index}: cannot move the {what} of shape {tuple(t.shape)} and dtype "
+                f"{t.dtype} from {t.device} to {self.device}: {type(exc).__name__}: {text}"
+            ) from exc
+
+    def _batch_limit(self) -> tuple[int, str]:
+        try:
+            n = len(self._batches)
+        except TypeError:
+            return self.max_batches, (
+                f"the data has no len() and yielded more than max_batches={self.max_batches} "
+                "batches without ending: an endless stream (an IterableDataset that never "
+                "stops?) has no mean loss. Pass finite data (e.g. a list of batches taken with "
+                "itertools.islice), give it a __len__, or raise max_batches=..."
+            )
+        return n, (
+            f"the data yielded more batches than its len() = {n}: an endless or "
+            "mis-sized iterable has no mean loss; make len() the number of batches"
+        )
 
     def __iter__(self) -> Iterator[tuple[int, torch.Tensor, torch.Tensor]]:
-        """Yield ``(batch_index, inputs, targets)`` on the compute device."""
+        """Yield ``(batch_index, inputs, targets)`` on the compute device.
+
+        The samples are checksummed on the way; at the end of a complete pass the
+        checksum becomes :attr:`reference` (first pass) or is compared with it.
+        """
+        checksum = DataChecksum()
+        limit, too_many = self._batch_limit()
+        ref = self.reference
         for index, batch in enumerate(self._batches):
+            if index >= limit:
+                raise DataError(too_many)
             x, y = self._convert(index, batch)
             if x.shape[0] == 0:
                 continue
+            checksum.update(x, y)
+            if ref is not None and checksum.num_samples > ref.num_samples:
+                raise DataError(
+                    f"the data held {ref.num_samples} samples when the operator was built but "
+                    f"at least {checksum.num_samples} on this pass: {_GREW}"
+                )
             yield index, x, y
+        if ref is None:
+            self.reference = checksum
+        else:
+            _compare(ref, checksum)
+
+
+_GREW = (
+    "data appended or removed after the build, or a sampler that draws another number of "
+    "samples each pass. The operator is the mean over the samples it was built from; build a "
+    "new operator for new data"
+)
+
+
+def _compare(ref: DataChecksum, now: DataChecksum) -> None:
+    """Raise DataError, naming the likely cause, if a pass saw other samples than ``ref``."""
+    if now.num_samples == 0 and ref.num_samples > 0:
+        raise DataError(
+            f"the data yielded 0 samples on this pass but {ref.num_samples} when the operator "
+            "was built: it is a one-shot iterable (a generator, or an object whose __iter__ "
+            "drains a shared iterator, or a DataLoader over an IterableDataset wrapping a "
+            f"generator) that the constructor's validation pass used up; {_ONE_SHOT}"
+        )
+    if now.num_samples != ref.num_samples:
+        raise DataError(
+            f"the data held {ref.num_samples} samples when the operator was built but "
+            f"{now.num_samples} on this pass: {_GREW}"
+        )
+    if now.value() != ref.value():
+        raise DataError(
+            f"the samples of this pass differ from the samples the operator was built from "
+            f"(the same count, {now.num_samples}, but other values): a DataLoader with "
+            "shuffle=True and drop_last=True, a sampler with replacement, random augmentation "
+            "in the dataset, or data modified in place after the build. The operator is the "
+            "mean loss over one fixed set of samples: use drop_last=False (shuffling alone is "
+            "fine), sample without replacement, no augmentation, or materialise one draw "
+            "(data = list(loader))"
+        )
 
 
 #: Modulus of the per-sample hashes: a prime below 2**31, so sums of hashes and of

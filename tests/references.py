@@ -122,3 +122,49 @@ class DenseClassStructure:
         """The dense matrix of ``"G_cm"``, ``"G_0"``, ``"G_1"``, ``"G_2"`` or ``"G_w"``."""
         return {"G_cm": self.G_cm, "G_0": self.G_0, "G_1": self.G_1, "G_2": self.G_2,
                 "G_w": self.G_w}[name]
+
+
+# ----------------------------------------------------------------------------- autograd-only references
+def flat_model(model: torch.nn.Module, names: list[str] | None = None):
+    """``(f(theta, x), theta0, names)`` for the model's parameters ``names`` (default: all trainable)."""
+    names = names or [n for n, p in model.named_parameters() if p.requires_grad]
+    f, theta0 = _flat_fn(model, names)
+    return f, theta0.detach().clone(), names
+
+
+def dense_hessian_autograd(scalar_of: Callable, theta0: torch.Tensor) -> torch.Tensor:
+    """Hessian of ``scalar_of(theta)`` by plain autograd double backward, one column at a time.
+
+    The reference where ``torch.func.hessian`` (forward-over-reverse) is wrong or unsupported
+    (LayerNorm models in torch 2.13, ops without a forward-mode derivative).
+    """
+    t = theta0.detach().clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(scalar_of(t), t, create_graph=True)
+    P = t.numel()
+    cols = []
+    for j in range(P):
+        e = torch.zeros(P, dtype=t.dtype)
+        e[j] = 1
+        (hj,) = torch.autograd.grad(g, t, e, retain_graph=True, allow_unused=True)
+        cols.append(torch.zeros(P, dtype=t.dtype) if hj is None else hj)
+    return torch.stack(cols, 1).detach()
+
+
+def dense_ggn_autograd(outputs_of: Callable, loss_sum_of_outputs: Callable, theta0: torch.Tensor,
+                       num_samples: int) -> torch.Tensor:
+    """``(1/N) J^T (d^2 loss / d out^2) J`` with J and the output Hessian by plain autograd.
+
+    ``outputs_of(theta)`` returns all outputs (any shape); ``loss_sum_of_outputs(out)``
+    the summed loss over the N samples.
+    """
+    t = theta0.detach().clone().requires_grad_(True)
+    out = outputs_of(t)
+    flat = out.reshape(-1)
+    J = torch.stack([
+        (lambda r: torch.zeros_like(t) if r is None else r)(
+            torch.autograd.grad(flat[i], t, retain_graph=True, allow_unused=True)[0])
+        for i in range(flat.numel())
+    ])
+    o = out.detach().clone().requires_grad_(True)
+    Hl = dense_hessian_autograd(lambda z: loss_sum_of_outputs(z.view_as(out)), o.reshape(-1))
+    return (J.T @ Hl @ J / num_samples).detach()

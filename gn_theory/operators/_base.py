@@ -168,6 +168,7 @@ class CurvatureOperator(LinearOperator, metaclass=ABCMeta):
             If ``V`` lives on another device.
         """
         _checks_torch.check_vector(V, self.num_params, self.torch_dtype, self.device)
+        V = V.detach()  # products are plain tensors, never part of the caller's graph
         if V.ndim == 1:
             return self._apply(V.unsqueeze(1)).squeeze(1)
         return self._apply(V)
@@ -178,6 +179,43 @@ class CurvatureOperator(LinearOperator, metaclass=ABCMeta):
         return super().__matmul__(other)
 
     # -- scipy adapters ---------------------------------------------------------
+    def matvec(self, x: Any) -> Any:
+        """``A x`` for a numpy vector of shape (P,) or (P, 1) (scipy's interface).
+
+        Raises
+        ------
+        ShapeError
+            If ``x`` has another number of entries than P.
+        """
+        arr = np.asarray(x)
+        if arr.shape not in ((self.num_params,), (self.num_params, 1)):
+            raise ShapeError(
+                f"dimension mismatch: the operator has shape {self.shape} but x has shape "
+                f"{arr.shape}; expected ({self.num_params},) or ({self.num_params}, 1)"
+            )
+        return super().matvec(x)
+
+    def matmat(self, X: Any) -> Any:
+        """``A X`` for a numpy matrix of shape (P, k) (scipy's interface).
+
+        Raises
+        ------
+        ShapeError
+            If ``X`` is not 2-d with P rows.
+        """
+        arr = np.asarray(X)
+        if arr.ndim != 2:
+            raise ShapeError(
+                f"matmat expects a 2-d array of shape ({self.num_params}, k); got shape "
+                f"{arr.shape} (use matvec or op @ v for a vector)"
+            )
+        if arr.shape[0] != self.num_params:
+            raise ShapeError(
+                f"dimension mismatch: the operator has shape {self.shape} but X has shape "
+                f"{arr.shape}; expected {self.num_params} rows"
+            )
+        return super().matmat(X)
+
     def _to_torch(self, x: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(np.asarray(x), dtype=self.torch_dtype).to(self.device)
 
@@ -248,28 +286,88 @@ class CurvatureOperator(LinearOperator, metaclass=ABCMeta):
         return out
 
     # -- torch-native arithmetic ------------------------------------------------
-    def __add__(self, other: Any) -> Any:
+    def _as_term(self, other: Any, op: str) -> CurvatureOperator | None:
+        """``other`` as an operator to add, or None for scipy's own handling."""
         if isinstance(other, CurvatureOperator):
-            return _LinearCombination([(1.0, self), (1.0, other)])
-        return super().__add__(other)
+            return other
+        if isinstance(other, (np.ndarray, torch.Tensor)):
+            if tuple(other.shape) != tuple(self.shape):
+                raise ShapeError(
+                    f"cannot {op} a matrix of shape {tuple(other.shape)} and a "
+                    f"{self.num_params} x {self.num_params} operator"
+                )
+            t = torch.as_tensor(np.asarray(other) if isinstance(other, np.ndarray) else other)
+            if t.is_complex():
+                raise DTypeError(f"cannot {op} a complex matrix and a real operator")
+            return DenseOperator(t.detach(), device=self.device, dtype=self.torch_dtype)
+        if isinstance(other, LinearOperator):
+            return None
+        if isinstance(other, (bool, int, float, complex, np.number, np.bool_)):
+            raise DTypeError(
+                f"cannot {op} the scalar {other!r} and an operator (it would be ambiguous); "
+                f"for A + c I add c * gn_theory.DenseOperator(torch.eye({self.num_params}))"
+            )
+        raise DTypeError(
+            f"cannot {op} a {type(other).__name__} and a {type(self).__name__}; use another "
+            "operator, or a matrix of the same shape"
+        )
+
+    def __add__(self, other: Any) -> Any:
+        term = self._as_term(other, "add")
+        if term is None:
+            return super().__add__(other)
+        return _LinearCombination([(1.0, self), (1.0, term)])
+
+    def __radd__(self, other: Any) -> Any:
+        term = self._as_term(other, "add")
+        if term is None:
+            return NotImplemented
+        return _LinearCombination([(1.0, term), (1.0, self)])
 
     def __sub__(self, other: Any) -> Any:
-        if isinstance(other, CurvatureOperator):
-            return _LinearCombination([(1.0, self), (-1.0, other)])
-        return super().__sub__(other)
+        term = self._as_term(other, "subtract")
+        if term is None:
+            return super().__sub__(other)
+        return _LinearCombination([(1.0, self), (-1.0, term)])
+
+    def __rsub__(self, other: Any) -> Any:
+        term = self._as_term(other, "subtract")
+        if term is None:
+            return NotImplemented
+        return _LinearCombination([(1.0, term), (-1.0, self)])
 
     def __neg__(self) -> CurvatureOperator:
         return _LinearCombination([(-1.0, self)])
 
-    def __mul__(self, other: Any) -> Any:
+    def _times(self, other: Any) -> Any:
+        """``c * A`` for a real scalar, ``A v`` for a tensor; None for scipy's handling."""
+        if isinstance(other, torch.Tensor):
+            if other.ndim == 0 and not other.is_complex() and other.dtype != torch.bool:
+                return _LinearCombination([(float(other), self)])
+            return self.matmat_torch(other)
         if _is_real_scalar(other):
             return _LinearCombination([(float(other), self)])
-        return super().__mul__(other)
+        if isinstance(other, (np.ndarray, list, tuple, LinearOperator)) and not (
+            isinstance(other, np.ndarray) and other.dtype.kind not in "fiu"
+        ):
+            return None
+        raise DTypeError(
+            f"cannot multiply a {type(self).__name__} by {type(other).__name__} {other!r}: "
+            "multiply it by a real number (2.0 * A), or apply it to a vector with A @ v"
+        )
+
+    def __mul__(self, other: Any) -> Any:
+        out = self._times(other)
+        return super().__mul__(other) if out is None else out
 
     def __rmul__(self, other: Any) -> Any:
-        if _is_real_scalar(other):
-            return _LinearCombination([(float(other), self)])
-        return super().__rmul__(other)
+        if isinstance(other, torch.Tensor) and other.ndim > 0:
+            raise DTypeError(
+                "v * A is not defined for a tensor v; apply the operator with A @ v "
+                "(it is symmetric, so v @ A would equal A @ v)"
+            )
+        out = self._times(other)
+        return super().__rmul__(other) if out is None else out
 
     # -- layout helpers ---------------------------------------------------------
     @property
@@ -311,7 +409,10 @@ class CurvatureOperator(LinearOperator, metaclass=ABCMeta):
 
 
 def _is_real_scalar(x: Any) -> bool:
-    return bool(np.isscalar(x)) and not isinstance(x, (bool, np.bool_, str, bytes, complex))
+    """A real number (int, float, numpy integer or floating); not bool, complex or str."""
+    if isinstance(x, (bool, np.bool_)):
+        return False
+    return isinstance(x, (int, float, np.integer, np.floating))
 
 
 class _LinearCombination(CurvatureOperator):

@@ -2,14 +2,16 @@ r"""The generalized Gauss-Newton term :math:`G = \frac1N\sum_i J_i^\top \nabla^2
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Iterable
 from typing import Any
 
 import torch
 import torch.autograd.forward_ad as fwAD
-from torch.func import jvp, vjp, vmap
+from torch.func import jvp, vjp
 
-from .._autodiff import LossCallable, leaf
+from .._autodiff import LossCallable, ggn_autograd, leaf, vmap_columns
+from ..exceptions import GnTheoryWarning
 from ._model import ModelCurvatureOperator
 
 __all__ = ["GGNOperator", "ggn_operator"]
@@ -28,6 +30,13 @@ class GGNOperator(ModelCurvatureOperator):
 
     def _matmat_batch(self, x: torch.Tensor, y: torch.Tensor, V: torch.Tensor) -> torch.Tensor:
         f, loss, theta = self.function, self.loss, self.function.theta
+        if self.kernel == "autograd":
+            return ggn_autograd(
+                lambda t: f(t, x),
+                lambda out: loss.output_hessian(out, y, functional=False),
+                theta,
+                V,
+            )
         if V.shape[1] == 1:
             # one forward pass on dual numbers that also records the autograd graph
             # gives the outputs and J v; one backward applies J^T. About 1.7-2.0
@@ -39,7 +48,7 @@ class GGNOperator(ModelCurvatureOperator):
                     primal, jv = fwAD.unpack_dual(f(fwAD.make_dual(t, v), x))
                 if jv is None:  # outputs do not depend on theta
                     jv = torch.zeros_like(primal)
-                u = loss.output_hvp(primal.detach(), y, jv)
+                u = loss.output_hessian(primal.detach(), y)(jv)
                 if not primal.requires_grad:
                     return torch.zeros_like(V)
                 (gv,) = torch.autograd.grad(primal, t, u, allow_unused=True)
@@ -48,13 +57,31 @@ class GGNOperator(ModelCurvatureOperator):
         # a block: one primal vjp shared by the block, vmap over the jvp and the vjp
         # function; about 1.0-1.2 gradients per vector for k = 10 (flop bound ~1.07)
         out, vjp_fn = vjp(lambda t: f(t, x), theta)
-        out = out.detach()
+        hess = loss.output_hessian(out.detach(), y)  # prepared once for the block
 
         def one(v: torch.Tensor) -> torch.Tensor:
             jv = jvp(lambda t: f(t, x), (theta,), (v,))[1]
-            return vjp_fn(loss.output_hvp(out, y, jv))[0]
+            return vjp_fn(hess(jv))[0]
 
-        return vmap(one, in_dims=1, out_dims=1, chunk_size=self.chunk_size)(V)
+        return vmap_columns(one, V, self.chunk_size)
+
+    def _after_trial(self, x: torch.Tensor, y: torch.Tensor) -> None:
+        # a loss linear in the outputs (nll_loss on scores, L1) has G = 0: right, but say so
+        if not self.loss.may_be_linear:
+            return
+        with torch.no_grad():
+            out = self.function(self.function.theta, x)
+        g = torch.Generator(device="cpu").manual_seed(1)
+        u = torch.randn(out.shape, generator=g, dtype=torch.float64).to(out.device, out.dtype)
+        if bool((self.loss.output_hessian(out, y)(u) == 0).all()):
+            warnings.warn(
+                f"the loss {self.loss.name!r} is linear in the model outputs (its Hessian with "
+                "respect to them is zero on the first batch), so G = 0 and R = H. For "
+                "nll_loss this means the outputs are not log-probabilities; for the "
+                "Gauss-Newton of softmax cross-entropy pass logits with loss='cross_entropy'",
+                GnTheoryWarning,
+                stacklevel=5,
+            )
 
 
 def ggn_operator(
@@ -66,6 +93,7 @@ def ggn_operator(
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
     chunk_size: int | None = None,
+    max_batches: int | None = None,
 ) -> GGNOperator:
     r"""Generalized Gauss-Newton term :math:`G = \frac1N\sum_i J_i^\top \nabla^2_f\ell_i J_i`.
 
@@ -114,6 +142,11 @@ def ggn_operator(
     chunk_size : int, optional
         Vectors per vmapped pass when applied to a block (default: the whole
         block at once); lower it to save memory.
+    max_batches : int, optional
+        Bound on the batches of one pass over data without a ``len()``
+        (default 100,000): a stream that has not ended by then is refused as
+        endless instead of being read forever. Data with a ``len()`` may
+        yield at most that many batches.
 
     Returns
     -------
@@ -171,5 +204,6 @@ def ggn_operator(
     True
     """
     return GGNOperator(
-        model, data, loss, params=params, device=device, dtype=dtype, chunk_size=chunk_size
+        model, data, loss, params=params, device=device, dtype=dtype, chunk_size=chunk_size,
+        max_batches=max_batches,
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .._autodiff import LossCallable, hvp
+from .._autodiff import LossCallable, hvp, hvp_autograd
 from ._model import ModelCurvatureOperator
 
 __all__ = ["HessianOperator", "hessian_operator"]
@@ -28,6 +28,8 @@ class HessianOperator(ModelCurvatureOperator):
         # a block: reverse-over-reverse, about 1.2-1.4 gradients per vector for k = 10,
         # 5-10 % less than vmapped jvp(grad) (flop bound about 1.2)
         f, loss = self.function, self.loss
+        if self.kernel == "autograd":
+            return hvp_autograd(lambda t: loss.sum(f(t, x), y), f.theta, V)
         return hvp(lambda t: loss.sum(f(t, x), y), f.theta, V, self.chunk_size)
 
 
@@ -40,6 +42,7 @@ def hessian_operator(
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
     chunk_size: int | None = None,
+    max_batches: int | None = None,
 ) -> HessianOperator:
     r"""Hessian :math:`H = \nabla^2_\theta L` of the mean loss, matrix-free.
 
@@ -89,6 +92,11 @@ def hessian_operator(
     chunk_size : int, optional
         Vectors per vmapped pass when applied to a block (default: the whole
         block at once); lower it to save memory.
+    max_batches : int, optional
+        Bound on the batches of one pass over data without a ``len()``
+        (default 100,000): a stream that has not ended by then is refused as
+        endless instead of being read forever. Data with a ``len()`` may
+        yield at most that many batches.
 
     Returns
     -------
@@ -136,5 +144,6 @@ def hessian_operator(
     True
     """
     return HessianOperator(
-        model, data, loss, params=params, device=device, dtype=dtype, chunk_size=chunk_size
+        model, data, loss, params=params, device=device, dtype=dtype, chunk_size=chunk_size,
+        max_batches=max_batches,
     )

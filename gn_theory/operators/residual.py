@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from .._autodiff import LossCallable, hvp_block, hvp_double_backward, leaf
+from .._autodiff import LossCallable, hvp_autograd, hvp_block, hvp_double_backward, leaf
 from ._model import ModelCurvatureOperator
 
 __all__ = ["ResidualOperator", "residual_operator"]
@@ -28,6 +28,10 @@ class ResidualOperator(ModelCurvatureOperator):
         # one vector: about 2.0-2.3 gradients (about 5.7 as H v - G v); a block: about
         # 1.2-1.4 per vector for k = 10 (about 2.4 as H V - G V)
         f, loss, theta = self.function, self.loss, self.function.theta
+        if self.kernel == "autograd":
+            with torch.no_grad():
+                r = loss.output_grad(f(theta, x), y)
+            return hvp_autograd(lambda t: (r * f(t, x)).sum(), theta, V)
         if V.shape[1] == 1:
             with torch.enable_grad():
                 t = leaf(theta)
@@ -49,6 +53,7 @@ def residual_operator(
     device: str | torch.device | None = None,
     dtype: torch.dtype | None = None,
     chunk_size: int | None = None,
+    max_batches: int | None = None,
 ) -> ResidualOperator:
     r"""Residual :math:`R = H - G`, the part of H weighted by the loss residuals.
 
@@ -102,6 +107,11 @@ def residual_operator(
     chunk_size : int, optional
         Vectors per vmapped pass when applied to a block (default: the whole
         block at once); lower it to save memory.
+    max_batches : int, optional
+        Bound on the batches of one pass over data without a ``len()``
+        (default 100,000): a stream that has not ended by then is refused as
+        endless instead of being read forever. Data with a ``len()`` may
+        yield at most that many batches.
 
     Returns
     -------
@@ -153,5 +163,6 @@ def residual_operator(
     True
     """
     return ResidualOperator(
-        model, data, loss, params=params, device=device, dtype=dtype, chunk_size=chunk_size
+        model, data, loss, params=params, device=device, dtype=dtype, chunk_size=chunk_size,
+        max_batches=max_batches,
     )
