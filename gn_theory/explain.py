@@ -2,7 +2,7 @@ r"""Explaining the outliers of G: compare predictions from its class structure w
 
 :func:`predict_outliers` takes a class structure (data only), a bulk fit and the
 measured inputs, runs the four predictors of :mod:`gn_theory.rmt`
-(THEORY.md sections 5 and 5b) and returns an :class:`OutlierPrediction` with
+(docs/theory.md sections 5 and 5b) and returns an :class:`OutlierPrediction` with
 the diagnostics that say which assumption broke. It **never measures**: no
 torch, no products with an operator. The measurements it compares with (the top
 of G, the SLQ quadrature and top eigenvectors of :math:`G_{\rm w}`, Rayleigh-Ritz
@@ -806,7 +806,7 @@ def predict_outliers(
 
     The spikes are the nonzero eigenvalues :math:`\ell_k` of :math:`G_{\rm cm}`
     (exact, from the :math:`C^2\times C^2` Gram matrix of the structure). The
-    predictors (module docstring; THEORY.md 5, 5b) each need an input:
+    predictors (module docstring; docs/theory.md 5, 5b) each need an input:
 
     * ``"iid"``, ``"additive"``: the MP bulk, ``bulk_fit`` or, if None, the
       moments fit to ``within_density`` with the outliers excluded
@@ -881,7 +881,7 @@ def predict_outliers(
 
     Notes
     -----
-    The diagnostics (THEORY.md 5b) say which assumption broke: the share of the
+    The diagnostics (docs/theory.md 5b) say which assumption broke: the share of the
     energy of the top eigenvectors of :math:`G_{\rm w}` inside the class-mean
     span versus the random baseline dim/P (isotropy), the third-moment ratio
     and KS statistic of the bulk (MP), and :math:`\operatorname{tr}G_{\rm cm}

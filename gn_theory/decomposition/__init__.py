@@ -2,7 +2,7 @@ r"""Class structure of the Gauss-Newton matrix: class means, cross-class and wit
 
 For C-class softmax cross-entropy the output Hessian factorises as
 :math:`\mathrm{diag}(p) - pp^\top = \sum_{c'} p_{c'}(e_{c'} - p)(e_{c'} - p)^\top`, so the
-generalized Gauss-Newton matrix is a second moment of :math:`NC` vectors (THEORY.md section 2.1),
+generalized Gauss-Newton matrix is a second moment of :math:`NC` vectors (docs/theory.md section 2.1),
 
 .. math::
 

@@ -39,7 +39,7 @@ Method = Literal["class_split", "masked", "loop"]
 
 
 def _gram_maps(C: int) -> dict[str, np.ndarray]:
-    r"""Linear maps T with A_part = T A_cm (rows), so K_part = T K T^T (THEORY.md 2.3-2.4).
+    r"""Linear maps T with A_part = T A_cm (rows), so K_part = T K T^T (docs/theory.md 2.3-2.4).
 
     Rows of A_cm are :math:`\sqrt{\pi_c}\delta_{c,c'}` at ``c * C + c'``; every part
     combines rows of one class c only, so the weights pass through.
@@ -78,7 +78,7 @@ def class_structure(
 ) -> ClassStructure:
     r"""Class means of the GGN's :math:`\delta` vectors and the exact spectra of its low-rank parts.
 
-    For C-class softmax cross-entropy, computes (THEORY.md section 2) the
+    For C-class softmax cross-entropy, computes (docs/theory.md section 2) the
     :math:`C^2` class means :math:`\delta_{c,c'} = \frac1{n_c}\sum_{i:y_i=c}
     \sqrt{p_{i,c'}}\,J_i^\top(e_{c'} - p_i)` (true class c, logit c'), the C
     class-level means :math:`\delta_c = \frac1{C-1}\sum_{c'\ne c}\delta_{c,c'}`,
@@ -312,7 +312,7 @@ def identity_error(
       round-off, not the algebra; the tests check the algebra against dense
       matrices.
     * ``"G_cm = G_0 + G_1 + G_2"``: :math:`\|(G_0+G_1+G_2)V - G_{\rm cm}V\|_F /
-      \|G_{\rm cm}V\|_F`, the hierarchy of THEORY.md section 2.3
+      \|G_{\rm cm}V\|_F`, the hierarchy of docs/theory.md section 2.3
       (:meth:`ClassStructure.identity_error`, no product with G).
 
     Parameters

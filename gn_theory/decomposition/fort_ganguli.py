@@ -116,7 +116,7 @@ def fort_ganguli(
 ) -> FortGanguli:
     r"""Fort & Ganguli (2019) measurements: gradient confinement, eigenspace overlaps, cosines.
 
-    * Gradient confinement (Gur-Ari et al. 2018; THEORY.md section 6): the
+    * Gradient confinement (Gur-Ari et al. 2018; docs/theory.md section 6): the
       fraction :math:`f_k(g) = \|U_k^\top g\|^2/\|g\|^2` of the full-batch loss
       gradient, and of each mini-batch gradient (the data's own batches), in
       the top-k eigenspace of H and of G, for each k in ``ks``.

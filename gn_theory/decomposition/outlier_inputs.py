@@ -48,7 +48,7 @@ def measure_outlier_inputs(
 ) -> OutlierInputs:
     r"""Measure what outlier prediction needs from products with G: top of G, bulk of G_w, Ritz values.
 
-    Four measurements, each on the GGN operator ``G`` (THEORY.md 5, 5b):
+    Four measurements, each on the GGN operator ``G`` (docs/theory.md 5, 5b):
 
     1. ``observed``: :func:`gn_theory.spectra.lanczos` for the top ``k``
        eigenvalues of G (no eigenvectors);

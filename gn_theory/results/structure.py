@@ -6,7 +6,7 @@ them live in :mod:`gn_theory.decomposition`.
 
 For C-class softmax cross-entropy the generalized Gauss-Newton matrix is a
 second moment of the :math:`NC` vectors
-:math:`\delta_{i,c'} = \sqrt{p_{i,c'}}\,J_i^\top(e_{c'} - p_i)` (THEORY.md
+:math:`\delta_{i,c'} = \sqrt{p_{i,c'}}\,J_i^\top(e_{c'} - p_i)` (docs/theory.md
 section 2.1). With the class means :math:`\delta_{c,c'}` (true class c, logit
 c'), the class-level means :math:`\delta_c = \frac1{C-1}\sum_{c'\ne c}
 \delta_{c,c'}`, the deviations :math:`\nu_{c,c'} = \delta_{c,c'} - \delta_c`
@@ -208,7 +208,7 @@ class ClassStructure(Result):
     def eigenvalues(self, part: Part, *, rtol: float | None = None) -> np.ndarray:
         """Exact nonzero eigenvalues of a low-rank part, descending.
 
-        They are the eigenvalues of the part's small Gram matrix (THEORY.md
+        They are the eigenvalues of the part's small Gram matrix (docs/theory.md
         section 2.4) above ``rtol`` times the largest.
 
         Parameters
@@ -354,7 +354,7 @@ class ClassStructure(Result):
 
         :math:`\|(G_0+G_1+G_2)V - G_{\rm cm}V\|_F / \|G_{\rm cm}V\|_F` for a
         Gaussian V of shape (P, ``num_probes``), each part applied through its
-        stored factor (THEORY.md section 2.3). Needs no product with G, so it
+        stored factor (docs/theory.md section 2.3). Needs no product with G, so it
         works after :meth:`load`; :func:`gn_theory.decomposition.identity_error`
         adds :math:`G = G_{\rm cm} + G_{\rm w}`, which needs the GGN operator.
 
@@ -390,7 +390,7 @@ class ClassStructure(Result):
 
     # -- predictions ------------------------------------------------------------------
     def predicted_outliers(self) -> dict[str, Any]:
-        """What the class structure alone says about the outliers of G: a count and lower bounds.
+        r"""What the class structure alone says about the outliers of G: a count and lower bounds.
 
         Papyan's picture (docs/theory.md section 2.3) predicts C outliers (level 1)
         and up to C(C-1) mini-outliers (level 2). Where they sit needs a model of
@@ -637,7 +637,7 @@ class FortGanguli(Result):
         rows.append(("products with H and G", str(self.num_matvecs)))
         notes = [
             "Confinement f_k = ||U_k^T g||^2 / ||g||^2 (Gur-Ari et al. 2018) with U_k the top-k "
-            "Lanczos eigenvectors; it depends on the optimiser: record it (THEORY.md 6).",
+            "Lanczos eigenvectors; it depends on the optimiser: record it (docs/theory.md 6).",
             f"Cosines from {self.num_cosine_samples} subsampled inputs (i != j pairs).",
             "Eigenvalues are descending (largest first).",
         ]

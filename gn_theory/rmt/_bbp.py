@@ -1,6 +1,6 @@
 """BBP phase transitions: outliers of spiked random matrices, closed forms and the general rule.
 
-Four rank-one spiked models (THEORY.md section 5), each with its own spike
+Four rank-one spiked models (docs/theory.md section 5), each with its own spike
 parametrisation. ``ratio`` and ``scale`` follow the package conventions
 (gamma = p / n, sigma^2 = population variance); how they enter each model:
 
@@ -8,13 +8,13 @@ parametrisation. ``ratio`` and ``scale`` follow the package conventions
   & Peche): ``S = Sigma^(1/2) Z Z^T Sigma^(1/2) / n`` with ``Z`` p x n iid
   N(0, 1), ``ratio = p / n`` and ``Sigma = scale (I + theta u u^T)``; the spike
   is the population eigenvalue ``scale (1 + theta)``, so ``theta`` is
-  dimensionless (``theta = ell - 1`` in THEORY.md's table), ``theta > -1``.
+  dimensionless (``theta = ell - 1`` in docs/theory.md's table), ``theta > -1``.
 * ``"additive"``: ``W + theta u u^T`` with ``W = scale Z Z^T / n``, whose
   spectrum is MP(ratio, scale); ``theta`` in eigenvalue units.
 * ``"information_plus_noise"``: ``X = sqrt(scale) E / sqrt(m) + theta u w^T``,
   ``E`` n x m iid N(0, 1), ``ratio = c = n / m``; eigenvalues of ``X X^T``
   (bulk MP(c, scale)); ``theta >= 0`` is a singular value (``theta**2`` the
-  signal eigenvalue, ``theta**2 = rho`` in THEORY.md's Hessian mapping when
+  signal eigenvalue, ``theta**2 = rho`` in docs/theory.md's Hessian mapping when
   ``scale = 1``).
 * ``"wigner"``: ``W + theta u u^T`` with ``W`` symmetric, entries of variance
   ``scale / p``, so the semicircle has radius ``2 sigma``, ``sigma =
@@ -248,7 +248,7 @@ def bbp_outlier(
 
     Examples
     --------
-    THEORY.md section 8 (gamma = 0.5; population eigenvalues 2, 3, 6 and 1.3):
+    docs/theory.md section 8 (gamma = 0.5; population eigenvalues 2, 3, 6 and 1.3):
 
     >>> bbp_outlier([1.0, 2.0, 5.0, 0.3], 0.5).round(4)
     array([3.    , 3.75  , 6.6   , 2.9142])

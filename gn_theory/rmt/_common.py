@@ -21,7 +21,7 @@ BBP_MODELS: tuple[str, ...] = get_args(BBPModel)
 MPModel = Literal["multiplicative", "additive", "information_plus_noise"]
 MP_MODELS: tuple[str, ...] = get_args(MPModel)
 
-#: Eigenvalues above this multiple of the fitted upper edge are outliers (THEORY.md 4.5 step 8).
+#: Eigenvalues above this multiple of the fitted upper edge are outliers (docs/theory.md 4.5 step 8).
 EDGE_FACTOR = 1.05
 #: Fewest nonzero bulk eigenvalues a fit accepts (more than the two parameters).
 MIN_BULK = 3

@@ -1,6 +1,6 @@
 r"""Fitting the Marchenko-Pastur law, and a spiked model, to a measured spectrum.
 
-:func:`fit_marchenko_pastur` follows the robust recipe of THEORY.md 4.5:
+:func:`fit_marchenko_pastur` follows the robust recipe of docs/theory.md 4.5:
 
 1. **Zeros and negatives.** Values with ``|x| <= zero_tol * max|x|`` are the
    atom at zero (negatives of that size are round-off); larger negatives (a
@@ -28,7 +28,7 @@ zeros and needs no such choice.
 The maximum-likelihood estimator is deliberately not offered (``method="mle"``
 raises with the reason): the support depends on the parameters, so the
 likelihood is not regular (one point beyond the fitted edge gives
-``-inf``; THEORY.md 4.5 step 6).
+``-inf``; docs/theory.md 4.5 step 6).
 
 Standard errors and intervals come from the parametric bootstrap of
 :mod:`gn_theory.rmt._bootstrap`; :func:`~gn_theory.rmt.fit_spiked_model`
@@ -82,7 +82,7 @@ _MLE_REASON = (
     "method='mle' is not offered: the Marchenko-Pastur support [scale (1 - sqrt(ratio))**2, "
     "scale (1 + sqrt(ratio))**2] depends on the parameters, so the likelihood is non-regular "
     "(a single eigenvalue beyond the fitted edge gives log-likelihood -inf, the maximiser sits "
-    "on the constraint and the usual asymptotics and standard errors do not apply; THEORY.md "
+    "on the constraint and the usual asymptotics and standard errors do not apply; docs/theory.md "
     "4.5 step 6). Use method='ks' (Kolmogorov-Smirnov distance, robust and accurate) or "
     "'moments'."
 )
@@ -158,7 +158,7 @@ def _ecdf(xb: np.ndarray, wb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.nd
 
 def _ks(xb: np.ndarray, wb: np.ndarray, zero_mass: float, ratio: float | None,
         maxiter: int | None, start: _Estimate | None = None, xatol: float = 1e-7) -> _Estimate:
-    """Nelder-Mead on (log scale[, log ratio]) minimising the KS distance (THEORY.md 4.5 step 5).
+    """Nelder-Mead on (log scale[, log ratio]) minimising the KS distance (docs/theory.md 4.5 step 5).
 
     ``xatol`` is the simplex size on the log parameters (a relative precision);
     ``fatol = xatol / 100`` on the distance.
@@ -374,7 +374,7 @@ class MarchenkoPasturFit(FitResultMixin, Result):
         Mass treated as the atom, as a fraction of the whole spectrum.
     atom_ratio : float
         ``1 / (1 - zero_fraction)``: the ratio the atom alone implies when
-        ratio > 1 (THEORY.md 4.5 step 8); NaN when there are no zeros.
+        ratio > 1 (docs/theory.md 4.5 step 8); NaN when there are no zeros.
     zero_threshold : float
         ``zero_tol * max|x|``: values within it counted as zeros.
     outlier_rule : str
@@ -807,7 +807,7 @@ def fit_marchenko_pastur(
 
     Notes
     -----
-    Robust recipe of THEORY.md 4.5 step 8 (module docstring). The counts
+    Robust recipe of docs/theory.md 4.5 step 8 (module docstring). The counts
     ``n_total = n_zero + n_negative + n_outliers + n_bulk`` (up to rounding
     for a density) say what was set aside.
 
@@ -827,7 +827,7 @@ def fit_marchenko_pastur(
 
     References
     ----------
-    Marchenko & Pastur (1967); THEORY.md section 4.
+    Marchenko & Pastur (1967); docs/theory.md section 4.
 
     Examples
     --------
@@ -916,7 +916,7 @@ def fit_marchenko_pastur(
     if rule != "auto":
         est = fit_on(keep, method)
     else:
-        # moments rounds until stable (THEORY.md 4.5 step 8), then KS rounds from there
+        # moments rounds until stable (docs/theory.md 4.5 step 8), then KS rounds from there
         keep, est, iterations, stable = trim(keep, fit_on(keep, "moments"), "moments")
         if method == "ks":
             keep, est, more, stable_ks = trim(keep, fit_on(keep, "ks", est), "ks")

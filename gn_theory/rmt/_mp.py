@@ -1,6 +1,6 @@
 """The Marchenko-Pastur law, scipy.stats style.
 
-Convention (THEORY.md section 4): ``ratio`` gamma = p / n (dimension over
+Convention (docs/theory.md section 4): ``ratio`` gamma = p / n (dimension over
 number of samples), ``scale`` sigma^2 = the population variance. The limiting
 spectral law of ``S = X X^T / n`` for ``X`` of shape (p, n) with iid entries
 of variance sigma^2 is
@@ -100,7 +100,7 @@ def standard_cdf(x: np.ndarray, g: np.ndarray) -> np.ndarray:
     """CDF of the continuous part of MP(g, 1), renormalised to total mass one.
 
     Not in ``__all__``: the fits of :mod:`gn_theory.rmt` use it directly (no scipy
-    argument checks inside their optimisation loops). Closed form of THEORY.md section 4.4 written with ``arctan2`` so that no
+    argument checks inside their optimisation loops). Closed form of docs/theory.md section 4.4 written with ``arctan2`` so that no
     branch shift is needed: with t = sqrt((hi - x)/(x - lo)),
     ``F = [pi g + sqrt((hi-x)(x-lo)) - (1+g) atan((t^2-1)/(2t))
     + (1-g) atan((lo t^2 - hi)/(2 (1-g) t))] / (2 pi g)`` plus the shift for

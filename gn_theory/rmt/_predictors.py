@@ -1,10 +1,10 @@
 r"""The outlier predictors as plain functions: closed forms, the BGN rule, and Rayleigh-Ritz.
 
-Papyan's split (THEORY.md section 2) writes :math:`G = G_{\rm cm} + G_{\rm w}`:
+Papyan's split (docs/theory.md section 2) writes :math:`G = G_{\rm cm} + G_{\rm w}`:
 the class means give the low-rank part :math:`G_{\rm cm}` (its eigenvalues
 :math:`\ell_k` are the *spikes*), the within-class deviations the bulk
 :math:`G_{\rm w}`. Each function below turns spikes and a bulk into predicted
-outliers of G under its own assumption (THEORY.md sections 5 and 5b):
+outliers of G under its own assumption (docs/theory.md sections 5 and 5b):
 
 * :func:`iid_noise_outliers` -- means plus iid isotropic noise with an MP bulk
   (the information-plus-noise mapping);
@@ -164,7 +164,7 @@ def iid_noise_outliers(class_mean_eigenvalues: Any, ratio: float, scale: float) 
     Notes
     -----
     Assumes the within-class deviations are iid and isotropic (independent of
-    the mean directions). THEORY.md 5b: on trained networks on real data this
+    the mean directions). docs/theory.md 5b: on trained networks on real data this
     fails by 80-90 % because the within-class variation concentrates in the
     class-mean span.
 
@@ -213,7 +213,7 @@ def additive_outliers(class_mean_eigenvalues: Any, ratio: float, scale: float) -
 
     Notes
     -----
-    THEORY.md 5b: with *empirical* class means and iid noise this is the right
+    docs/theory.md 5b: with *empirical* class means and iid noise this is the right
     rule (errors below 1 %); it fails like the iid mapping when the
     within-class part is not isotropic.
 

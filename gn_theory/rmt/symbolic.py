@@ -1,4 +1,4 @@
-r"""Sympy derivations of the random-matrix closed forms (THEORY.md section 7).
+r"""Sympy derivations of the random-matrix closed forms (docs/theory.md section 7).
 
 Every closed form that :mod:`gn_theory.rmt._mp` and :mod:`gn_theory.rmt._bbp`
 type in by hand is *derived* here from its defining equation, so that a test
@@ -14,7 +14,7 @@ can check code against derivation (``tests/test_rmt_symbolic.py``):
   (the imaginary part of the roots on the cut); the branch with
   :math:`G \sim 1/z` at infinity is the transform; its expansion at infinity
   gives the moments; and ``integrate`` at rational gamma gives the mass and
-  moments directly (with an ``mpmath.quad`` fall-back, THEORY.md section 7).
+  moments directly (with an ``mpmath.quad`` fall-back, docs/theory.md section 7).
 * BBP, in the parametrisation of :func:`gn_theory.rmt.bbp_outlier` for each
   model (``theta`` the spike, ``gamma`` the ratio, ``sigma2`` the scale):
 
@@ -172,7 +172,7 @@ def mp_stieltjes_equation() -> sp.Expr:
     r"""The quadratic :math:`Q(G, z) = \sigma^2\gamma z G^2 - (z - \sigma^2(1-\gamma))G + 1`.
 
     ``G(z) = E[1/(z - X)]`` for X ~ MP(gamma, sigma^2) (atom included) is the
-    root of ``Q = 0`` with ``G ~ 1/z`` at infinity (THEORY.md section 4.3).
+    root of ``Q = 0`` with ``G ~ 1/z`` at infinity (docs/theory.md section 4.3).
 
     Returns
     -------
@@ -355,7 +355,7 @@ def mp_moment_expr(k: int) -> sp.Expr:
 
     ``G(z) = sum_k E[X^k] / z^(k+1)``; the coefficients of the series of
     :func:`mp_stieltjes_expr` in ``w = 1/z`` are the moments (the atom at zero
-    contributes nothing for ``k >= 1``). THEORY.md section 4.2 gives
+    contributes nothing for ``k >= 1``). docs/theory.md section 4.2 gives
     ``sigma^(2k) sum_r gamma^r / (r+1) C(k, r) C(k-1, r)``.
 
     Parameters
@@ -431,7 +431,7 @@ def _integrated_moment(k: int, g: sp.Rational, s: sp.Rational, variable: str) ->
         ok = num == num and abs(num.imag) <= 1e-20 * max(1.0, abs(num.real)) and abs(num.real) < float("inf")
     if ok:
         return IntegratedMoment(value * s**k, True)
-    # sympy returned nan (THEORY.md section 7: e.g. the mean at gamma = 1/2) or gave up
+    # sympy returned nan (docs/theory.md section 7: e.g. the mean at gamma = 1/2) or gave up
     with mpmath.workdps(30):
         gm = mpmath.mpf(g.p) / g.q
         lo_m, hi_m = (1 - mpmath.sqrt(gm)) ** 2, (1 + mpmath.sqrt(gm)) ** 2
@@ -451,7 +451,7 @@ def mp_integrated_moment(
 
     ``k = 0`` gives the continuous mass ``min(1, 1/gamma)``; ``k >= 1`` the
     moments of the full law (the atom contributes 0). sympy sometimes returns
-    ``nan`` for such a definite integral (THEORY.md section 7: the mean at
+    ``nan`` for such a definite integral (docs/theory.md section 7: the mean at
     ``gamma = 1/2`` with ``variable="x"``); then the value comes from
     ``mpmath.quad`` at 30 digits and ``exact`` is False.
 

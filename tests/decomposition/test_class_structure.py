@@ -54,7 +54,7 @@ def test_the_result_type_is_the_torch_free_one():
 def test_dense_reference_is_the_ggn(problem):
     model, X, y, dense, _ = problem
     assert rel_err(dense.G, dense_ggn(model, X, y)) < TOL
-    # the algebra of THEORY.md 2.2-2.3 on the dense matrices
+    # the algebra of docs/theory.md 2.2-2.3 on the dense matrices
     assert rel_err(dense.G_cm + dense.G_w, dense.G) < TOL
     assert rel_err(dense.G_0 + dense.G_1 + dense.G_2, dense.G_cm) < TOL
 

@@ -1,4 +1,4 @@
-"""BBP outliers against simulation (the rmt simulators), THEORY.md sections 5 and 8."""
+"""BBP outliers against simulation (the rmt simulators), docs/theory.md sections 5 and 8."""
 
 from __future__ import annotations
 
@@ -84,7 +84,7 @@ CASES = [
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
 def test_simulated_outliers_match_closed_forms(case):
-    """THEORY 5: |lambda_hat/lambda_pred - 1| < 0.03 and overlap error < 0.05 (5 draws, p ~ 600-800)."""
+    """docs/theory.md 5: |lambda_hat/lambda_pred - 1| < 0.03 and overlap error < 0.05 (5 draws, p ~ 600-800)."""
     model, size, ratio, scale, above, below = case
     thr = bbp_threshold(ratio, scale, model=model)
     assert min(above) >= 1.5 * thr and below < thr
@@ -134,7 +134,7 @@ def test_error_shrinks_with_size():
 
 
 def test_theory_section8_numbers():
-    """Regression: the predictions quoted in THEORY.md section 8."""
+    """Regression: the predictions quoted in docs/theory.md section 8."""
     # multiplicative, gamma = 0.5, population eigenvalues 2, 3, 6 (theta = ell - 1); 1.3, 1.6 below
     np.testing.assert_allclose(bbp_outlier([1.0, 2.0, 5.0], 0.5), [3.0, 3.75, 6.6], rtol=1e-14)
     np.testing.assert_allclose(bbp_overlap([1.0, 2.0, 5.0], 0.5), [1 / 3, 0.7, 0.8909], atol=1e-4)
@@ -157,7 +157,7 @@ def test_theory_section8_numbers():
 
 
 def test_theory_section8_simulation_multiplicative_ell3():
-    """p = 800, n = 1600, gamma = 0.5, ell = 3: THEORY 8 measured 3.757 vs 3.750 (overlap .700 vs .700)."""
+    """p = 800, n = 1600, gamma = 0.5, ell = 3: docs/theory.md 8 measured 3.757 vs 3.750 (overlap .700 vs .700)."""
     top, left, _ = _averaged("multiplicative", 800, 0.5, 1.0, [2.0], seeds=range(3))
     assert bbp_outlier(2.0, 0.5) == pytest.approx(3.75, rel=1e-14)
     assert abs(top[0] / 3.75 - 1) < 0.03

@@ -1,7 +1,7 @@
 """MP and spiked-model fits (gn_theory.rmt) against simulated truth.
 
 Tolerances reflect the sampling error measured when the tests were written
-(float64, fixed seeds): the planted THEORY.md 4.5 bulks are recovered to
+(float64, fixed seeds): the planted docs/theory.md 4.5 bulks are recovered to
 <= 0.5% (scale) and <= 0.7% (ratio) over seeds 0-4, the atom case to <= 0.9%;
 the spike strengths scatter by up to 8% per draw (the outlier's own
 O(n^-1/2) fluctuation) and by < 1% averaged over draws.
@@ -32,13 +32,13 @@ from gn_theory.rmt import (
 
 @pytest.fixture(scope="module")
 def planted():
-    """THEORY.md 4.5: spikes 9, 4, 0.3 at p=600, n=1500, sigma^2=2.3 (ratio 0.4)."""
+    """docs/theory.md 4.5: spikes 9, 4, 0.3 at p=600, n=1500, sigma^2=2.3 (ratio 0.4)."""
     return sample_covariance_eigenvalues(600, 1500, 2.3, spikes=[9.0, 4.0, 0.3], seed=0)
 
 
 @pytest.fixture(scope="module")
 def planted_atom():
-    """THEORY.md 4.5: p=1200, n=400, sigma^2=0.8 (ratio 3, atom 2/3) plus 1e-9 noise."""
+    """docs/theory.md 4.5: p=1200, n=400, sigma^2=0.8 (ratio 3, atom 2/3) plus 1e-9 noise."""
     ev = sample_covariance_eigenvalues(1200, 400, 0.8, seed=1)
     return ev + 1e-9 * np.random.default_rng(0).standard_normal(ev.size)
 
@@ -55,7 +55,7 @@ def test_planted_spiked_bulk(planted, method):
     assert fit.n_total == 600 and fit.n_zero == 0 and fit.n_negative == 0
     assert np.all(fit.outliers > fit.outlier_cut) and np.all(fit.data <= fit.outlier_cut)
     assert fit.outlier_cut == pytest.approx(1.05 * fit.upper_edge)
-    # goodness of fit of a true MP bulk (THEORY: KS 0.003-0.008 at these sizes)
+    # goodness of fit of a true MP bulk (docs/theory.md 4.5: KS 0.003-0.008 at these sizes)
     assert fit.ks_statistic < 0.02
     assert abs(fit.third_moment_ratio - 1) < 0.05
     assert math.isnan(fit.atom_ratio)

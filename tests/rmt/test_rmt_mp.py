@@ -31,7 +31,7 @@ IDS = [f"g{r}-s{s}" for r, s in GRID]
 
 
 def _density(x, r, s):
-    """Reference density of the continuous part (mass min(1, 1/r)), written from THEORY 4.1."""
+    """Reference density of the continuous part (mass min(1, 1/r)), written from docs/theory.md 4.1."""
     lo, hi = s * (1 - math.sqrt(r)) ** 2, s * (1 + math.sqrt(r)) ** 2
     if not lo < x < hi:
         return 0.0
@@ -64,7 +64,7 @@ def test_normalisation_mass_plus_atom(r, s):
     assert mass == pytest.approx(min(1.0, 1.0 / r), rel=1e-7)
     assert mp.atom == pytest.approx(max(0.0, 1.0 - 1.0 / r), abs=1e-15)
     assert mass + mp.atom == pytest.approx(1.0, rel=1e-7)
-    # pdf equals the THEORY 4.1 density
+    # pdf equals the docs/theory.md 4.1 density
     xs = np.linspace(*mp_edges(r, s), 23)[1:-1]
     np.testing.assert_allclose(mp.pdf(xs), [_density(t, r, s) for t in xs], rtol=1e-13)
 
@@ -277,7 +277,7 @@ def test_vectorised_shapes():
 # ----------------------------------------------------------------------------- finite-size Wishart
 @pytest.mark.parametrize("p,n", [(800, 1600), (1200, 300)])
 def test_wishart_ks_distance(p, n):
-    """THEORY 8: KS distance of simulated Wishart spectra to MP is 0.003-0.008 at p ~ 500-2000."""
+    """docs/theory.md 8: KS distance of simulated Wishart spectra to MP is 0.003-0.008 at p ~ 500-2000."""
     r, s = p / n, 1.7
     eigs = sample_covariance_eigenvalues(p, n, scale=s, seed=11)
     mp = MarchenkoPastur(r, s)
@@ -286,7 +286,7 @@ def test_wishart_ks_distance(p, n):
     nonzero = eigs[eigs > 0]
     ks = stats.kstest(nonzero, MarchenkoPastur(r, s, nonzero=True).cdf).statistic
     assert ks < 0.012
-    # mean and second moment of the spectrum (THEORY 4.2)
+    # mean and second moment of the spectrum (docs/theory.md 4.2)
     assert np.mean(eigs) == pytest.approx(mp.mean(), rel=0.01)
     assert np.mean(eigs**2) == pytest.approx(mp.moment(2), rel=0.02)
 

@@ -44,7 +44,7 @@ def test_iid_formula_is_information_plus_noise_and_continuous_at_threshold():
 
 
 def test_iid_mapping_predicts_simulated_means_plus_iid_noise():
-    """THEORY 5 numeric check (there P=N=600; here 400 to keep it fast), C=3, c = P/(NC) = 1/3,
+    """docs/theory.md 5 numeric check (there P=N=600; here 400 to keep it fast), C=3, c = P/(NC) = 1/3,
     G = (M + E)(M + E)^T / N.
 
     The mean part M M^T / N has eigenvalues ell_k; E has iid entries of variance v, so the bulk

@@ -40,10 +40,10 @@ def test_discriminant_factorises_into_edges():
     lo, hi = S.mp_edges_expr()
     assert sp.expand(S.mp_discriminant(factored=True) - disc) == 0
     assert sp.expand((z - lo) * (z - hi) - disc) == 0
-    # the typed edges of THEORY 4.1
+    # the typed edges of docs/theory.md 4.1
     assert sp.simplify(lo - sigma2 * (1 - sp.sqrt(gamma)) ** 2) == 0
     assert sp.simplify(hi - sigma2 * (1 + sp.sqrt(gamma)) ** 2) == 0
-    # the quadratic of THEORY 4.3
+    # the quadratic of docs/theory.md 4.3
     typed = sigma2 * gamma * z * G**2 - (z - sigma2 * (1 - gamma)) * G + 1
     assert sp.expand(S.mp_stieltjes_equation() - typed) == 0
 
@@ -119,7 +119,7 @@ def test_integrated_mass_exact(ratio, mass):
 
 
 def test_integrated_moment_falls_back_to_mpmath(monkeypatch):
-    # sympy's definite integral returns nan in some cases (THEORY 7); simulate it
+    # sympy's definite integral returns nan in some cases (docs/theory.md 7); simulate it
     S.clear_cache()
     monkeypatch.setattr(sp, "integrate", lambda *a, **k: sp.nan)
     try:
@@ -149,7 +149,7 @@ def test_integrated_moment_bad_input():
 
 
 # ----------------------------------------------------------------------------- BBP
-# the closed forms as typed in rmt/_bbp.py's docstring and THEORY.md section 5
+# the closed forms as typed in rmt/_bbp.py's docstring and docs/theory.md section 5
 _T = theta**2 / sigma2
 TYPED = {
     "multiplicative": dict(
