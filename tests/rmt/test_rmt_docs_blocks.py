@@ -29,3 +29,28 @@ def test_block_runs_alone(page, index, block, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code = block.replace("/tmp/gn_theory_", str(tmp_path / "gn_theory_"))
     exec(compile(code, f"{page} (python block {index}, alone)", "exec"), {"__name__": "__docs__"})
+
+
+def _theory_sections() -> set[str]:
+    text = (ROOT / "docs" / "theory.md").read_text()
+    found = set(re.findall(r"^##+ (\d+[ab]?)\.", text, flags=re.M))
+    found |= set(re.findall(r"^\*\*(\d+\.\d+) ", text, flags=re.M))
+    return found
+
+
+def test_theory_citations_name_existing_sections():
+    """Every "docs/theory.md 4.5"-style citation in the package, docs, tests and validation resolves."""
+    sections = _theory_sections()
+    assert {"0", "2.3", "3.4", "4.5", "4.6", "5a", "5b", "9"} <= sections
+    cite = re.compile(r"theory(?:\.md|\]\(theory\.md\))\s*(?:§|sections?\s)?\s*(\d+(?:\.\d+)?[ab]?)")
+    bad = []
+    for folder in ("gn_theory", "docs", "tests", "validation"):
+        for path in (ROOT / folder).rglob("*"):
+            if path.suffix not in (".py", ".md") or ".venv" in path.parts:
+                continue
+            for m in cite.finditer(path.read_text(errors="replace")):
+                if m.group(1) not in sections and m.group(1).split(".")[0] not in sections:
+                    bad.append(f"{path.relative_to(ROOT)}: {m.group(0)}")
+                elif "." in m.group(1) and m.group(1) not in sections:
+                    bad.append(f"{path.relative_to(ROOT)}: {m.group(0)}")
+    assert not bad, bad
