@@ -803,7 +803,11 @@ def fit_marchenko_pastur(
     ConvergenceWarning
         If the optimisation failed, the outlier exclusion did not settle or
         the data are degenerate; the result then has ``converged=False`` and
-        its summary says why.
+        its summary says why. Also when a fitted ratio is not identified (a
+        KS fit on the fold gamma = 1 or on an atom branch the zero fraction
+        contradicts, a KS bootstrap interval that excludes the estimate, a
+        standard error above it; docs/theory.md 4.6): ``identified=False``
+        and ``identification`` says why.
 
     Notes
     -----
