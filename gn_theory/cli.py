@@ -348,6 +348,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"gn-theory {command}: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
+    except ImportError as exc:
+        if args.debug:
+            raise
+        name = getattr(exc, "name", "") or ""
+        if name.split(".")[0] == "torch" or "torch" in str(exc):
+            print(f"gn-theory {command}: error: `{command}` needs torch, which cannot be imported "
+                  f"({exc}); install torch, or run only fit, plot and report here",
+                  file=sys.stderr)
+        else:
+            print(f"gn-theory {command}: error: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except KeyboardInterrupt:
         print(f"gn-theory {command}: interrupted; nothing was replaced", file=sys.stderr)
         return 130

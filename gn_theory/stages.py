@@ -409,11 +409,34 @@ def config_to_toml(cfg: dict[str, dict[str, Any]], *, header: str = "") -> str:
     return "\n".join(lines).lstrip("\n") + "\n"
 
 
-def write_config(run_dir: Path, cfg: dict[str, dict[str, Any]]) -> Path:
-    """Write the resolved settings into ``run_dir/config.toml`` (atomically)."""
+#: The settings sections each stage uses (and records in ``config.toml``).
+STAGE_SECTIONS: dict[str, tuple[str, ...]] = {
+    "train": ("run", "data", "model", "train"),
+    "measure": ("run", "measure"),
+    "decompose": ("run", "measure"),
+    "fit": ("run", "fit"),
+    "plot": ("plot",),
+    "report": (),
+}
+
+
+def write_config(run_dir: Path, cfg: dict[str, dict[str, Any]], stage: str) -> Path:
+    """Record the settings ``stage`` used in ``run_dir/config.toml`` (atomically).
+
+    The file keeps the sections of the stages run before (from the file already
+    there) and replaces those of ``stage`` (:data:`STAGE_SECTIONS`), so that it
+    holds the settings that produced the files of the directory, and no others.
+    """
     from . import __version__
 
-    text = config_to_toml(cfg, header=f"gn_theory {__version__}: the resolved settings of this "
+    merged: dict[str, dict[str, Any]] = {}
+    path = run_dir / CONFIG_FILE
+    if path.is_file():
+        merged = {k: v for k, v in read_toml(path).items() if k in SECTIONS}
+    for section in STAGE_SECTIONS[stage]:
+        merged[section] = dict(cfg[section])
+    merged = {s: merged[s] for s in SECTIONS if s in merged}
+    text = config_to_toml(merged, header=f"gn_theory {__version__}: the resolved settings of this "
                                       "run (defaults < config file < command line)")
     return atomic_write_bytes(run_dir / CONFIG_FILE, text.encode())
 
@@ -638,7 +661,7 @@ def train(config: dict[str, Any], run_dir: str | os.PathLike, *, log: Log | None
     files = [save_checkpoint(model, run / "model.pt", settings=info),
              log_.save(run / FILES["training"])]
     files.append(run / f"{FILES['training']}.npz")
-    files.append(write_config(run, config))
+    files.append(write_config(run, config, "train"))
     return files
 
 
@@ -677,7 +700,7 @@ def measure(config: dict[str, Any], run_dir: str | os.PathLike, *, log: Log | No
                            seed=config["run"]["seed"], device=device, dtype=dtype,
                            progress=progress, log=log)
     path = result.save(run / FILES["measurement"])
-    return [path, run / f"{FILES['measurement']}.npz", write_config(run, config)]
+    return [path, run / f"{FILES['measurement']}.npz", write_config(run, config, "measure")]
 
 
 def decompose(config: dict[str, Any], run_dir: str | os.PathLike, *, log: Log | None = None,
@@ -719,7 +742,7 @@ def decompose(config: dict[str, Any], run_dir: str | os.PathLike, *, log: Log | 
                              seed=config["run"]["seed"], device=device, dtype=dtype,
                              progress=progress, log=log)
     path = result.save(run / FILES["decomposition"])
-    return [path, run / f"{FILES['decomposition']}.npz", write_config(run, config)]
+    return [path, run / f"{FILES['decomposition']}.npz", write_config(run, config, "decompose")]
 
 
 def read_spectrum(path: str | os.PathLike, *, num_params: int | None = None) -> Any:
@@ -859,7 +882,8 @@ def fit(config: dict[str, Any], run_dir: str | os.PathLike, *, log: Log | None =
         spectrum = read_spectrum(f["spectrum"], num_params=f["num_params"])
         name = Path(f["spectrum"]).stem
         theory = fit_theory(spectrum, num_classes=f["num_classes"], name=name, **opts)
-        analysis = Analysis(theory=theory, settings=copy.deepcopy(config))
+        analysis = Analysis(theory=theory, settings={k: copy.deepcopy(config[k])
+                                                     for k in STAGE_SECTIONS["fit"]})
         log(f"fitted the spectrum in {f['spectrum']} ({time.perf_counter() - t:.1f} s)")
     else:
         measurement = Measurement.load(_need(run, FILES["measurement"], "measure"))
@@ -871,7 +895,7 @@ def fit(config: dict[str, Any], run_dir: str | os.PathLike, *, log: Log | None =
             training = TrainingLog.load(run / FILES["training"])
         theory = fit_theory(measurement, dec, **opts)
         analysis = Analysis(measurement=measurement, decomposition=dec, theory=theory,
-                            training=training, settings=copy.deepcopy(config))
+                            training=training, settings=_recorded(run, config, "fit"))
         log(f"fitted MP and spiked models, counted outliers, ran the predictors "
             f"({time.perf_counter() - t:.1f} s)")
     for s in theory.skipped:
@@ -882,7 +906,15 @@ def fit(config: dict[str, Any], run_dir: str | os.PathLike, *, log: Log | None =
             + (f", C = {o.num_classes})" if o.num_classes else ")"))
     path = theory.save(run / FILES["theory"])
     summary = write_summary(run, analysis.summary_dict())
-    return [path, run / f"{FILES['theory']}.npz", summary, write_config(run, config)]
+    return [path, run / f"{FILES['theory']}.npz", summary, write_config(run, config, "fit")]
+
+
+def _recorded(run: Path, config: dict[str, Any], stage: str) -> dict[str, Any]:
+    """The settings behind a run directory's files: the recorded sections plus ``stage``'s."""
+    sections = set(STAGE_SECTIONS[stage])
+    if (run / CONFIG_FILE).is_file():
+        sections |= set(read_toml(run / CONFIG_FILE))
+    return {s: copy.deepcopy(config[s]) for s in SECTIONS if s in sections}
 
 
 def _save_figure(fig: Any, path: Path, fmt: str, dpi: int) -> Path:
@@ -981,7 +1013,7 @@ def plot(config: dict[str, Any], run_dir: str | os.PathLike, *, log: Log | None 
             if config["plot"]["pdf"]:
                 files.append(_save_figure(fig, folder / f"{name}.pdf", "pdf", config["plot"]["dpi"]))
     log(f"drew {len(figs)} figure(s): {', '.join(figs)} ({time.perf_counter() - t:.1f} s)")
-    files.append(write_config(run, config))
+    files.append(write_config(run, config, "plot"))
     return files
 
 
