@@ -22,7 +22,8 @@ Criteria (fixed from claims.md before the run):
   the sigma_z at which the mean largest probability crosses 1/2 lies within a factor 2 of
   sqrt(2 ln C).
 
-Sizes: ``tiny`` 100 digits, width 4, 5 scales, d = 5, 30 steps; ``quick`` 300 digits at 7x7,
+Sizes (``SIZES``): ``tiny`` is the test suite's (seconds; too small to judge the claim);
+``quick`` 300 digits at 7x7,
 width 16 (P = 1,242), 9 scales, d = 50, 500 Adam steps (lr 0.01), 16 logit scales; ``full``
 1,000 digits at 7x7, width 32, 9 scales, d = 200, 2,000 steps.
 """

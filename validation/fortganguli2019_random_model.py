@@ -13,7 +13,8 @@ averaged over seeds, for every theta <= 0.8 theta_c the C-th largest eigenvalue 
 above the bulk edge (merged), and for every theta >= 1.6 theta_c it is at least 3 % above the edge and
 within 5 % of the predicted location (separated).
 
-Sizes: ``tiny`` n = 100, m = 200, C = 3, 2 seeds; ``quick`` n = 600, m = 1,200 (c = 0.5), C =
+Sizes (``SIZES``): ``tiny`` is the test suite's (seconds; too small to judge the claim);
+``quick`` n = 600, m = 1,200 (c = 0.5), C =
 10, 3 seeds, theta / theta_c in {0.5, 0.8, 1, 1.25, 1.6, 2.5}; ``full`` n = 2,000, m = 4,000,
 10 seeds.
 """

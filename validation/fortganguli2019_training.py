@@ -15,7 +15,8 @@ Criteria (fixed from claims.md before the run):
   (expected: lambda_max(t) rises then falls): the largest lambda_max(t) lies strictly inside the
   run, is >= 1.1 x lambda_max at the start and the last value is <= 0.9 x that peak.
 
-Sizes: ``tiny`` 100 digits, width 8, 60 steps; ``quick`` 500 digits at 7x7, width 16
+Sizes (``SIZES``): ``tiny`` is the test suite's (seconds; too small to judge the claim);
+``quick`` 500 digits at 7x7, width 16
 (P = 1,242), FG-2 1,000 steps with 10 checkpoints, FG-3 up to 2,000 GD steps (lr 0.2) with
 lambda_max every 20 steps; ``full`` 2,000 digits at 14x14, width 24, 4,000 steps, every 10 steps
 (claims.md's spacing).

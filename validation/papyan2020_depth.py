@@ -12,7 +12,8 @@ class-distinctive information from within-class variability and orthogonalise cl
 layer to the next, and the mean cosine of the last hidden layer is closer to -1/(C - 1) than
 that of the first hidden layer.
 
-Sizes: ``tiny`` 200 digits, width 16, depth 3, 100 steps; ``quick`` 1,000 digits at 7x7,
+Sizes (``SIZES``): ``tiny`` is the test suite's (seconds; too small to judge the claim);
+``quick`` 1,000 digits at 7x7,
 width 64, depth 4, 2,000 SGD steps (bs 50, lr 0.05, momentum 0.9); ``full`` 5,000 digits at
 14x14, width 128, depth 6, 6,000 steps; the claim is about depth, so the depth is the size that
 matters.

@@ -12,7 +12,8 @@ spectrum predicts misclassification" (expected: larger outlier/bulk-edge ratio <
 monotone): across the separations, the Spearman correlation between the ratio and the held-out
 error is <= -0.9.
 
-Sizes: ``tiny`` d = 5, 3 separations, N = 200; ``quick`` C = 4, d = 20 (P = 84), separations
+Sizes (``SIZES``): ``tiny`` is the test suite's (seconds; too small to judge the claim);
+``quick`` C = 4, d = 20 (P = 84), separations
 0.5, 1, 1.5, 2, 3, 4, N = 2,000 (half held out), 500 GD steps (lr 0.5); ``full`` d = 50, 8
 separations, N = 10,000, 2,000 steps.
 """

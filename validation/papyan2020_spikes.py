@@ -12,7 +12,8 @@ spikes (outliers) and bumps" (expected: ~C spikes; bumps hard to see at small P)
 outlier rule (``gt.outliers``) counts C or C - 1 spikes in the feature spectrum and in the
 spectrum of G. Bumps are not judged (claims.md: hard to see at this size).
 
-Sizes: ``tiny`` 200 digits, width 16, 100 steps; ``quick`` 1,000 digits at 7x7, width 64
+Sizes (``SIZES``): ``tiny`` is the test suite's (seconds; too small to judge the claim);
+``quick`` 1,000 digits at 7x7, width 64
 (64 features, P = 8,010), 1,500 SGD steps (bs 50, lr 0.05, momentum 0.9); ``full`` 5,000 digits
 at 14x14, width 128 (P ~ 43,000), 5,000 steps.
 """

@@ -23,6 +23,7 @@ import platform
 import sys
 import time
 import traceback
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -76,8 +77,11 @@ def run_scripts(
         mod = _load(name)
         print(f"[{i}/{len(names)}] {name} ({', '.join(mod.CLAIMS)}) ...", flush=True)
         t0 = time.perf_counter()
+        caught: list[warnings.WarningMessage] = []
         try:
-            numbers = mod.run(size, out=out, seed=seed, device=device)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                numbers = mod.run(size, out=out, seed=seed, device=device)
             got = numbers["claims"]
             status = "ok"
         except Exception as exc:  # a script that crashes still leaves rows, marked ERROR
@@ -91,7 +95,11 @@ def run_scripts(
             r.update(script=name, size=size)
             print(f"      {r['id']:8s} {r['verdict']:10s} {r['measured'][:110]}", flush=True)
         print(f"      done in {dt:.0f} s", flush=True)
-        info[name] = {"seconds": round(dt, 1), "status": status, "claims": list(mod.CLAIMS)}
+        seen = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+        if seen:
+            print(f"      {len(seen)} distinct warning(s), kept in run.json", flush=True)
+        info[name] = {"seconds": round(dt, 1), "status": status, "claims": list(mod.CLAIMS),
+                      "warnings": seen}
         rows.extend(got)
     return rows, info
 

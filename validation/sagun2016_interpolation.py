@@ -19,7 +19,8 @@ end values, and L0 the loss at the initial point:
   barrier(t) <= 0.5 L0 at every t ("no large barrier"), and its largest barrier is at least
   the shared-init one ("less flat").
 
-Sizes: ``tiny`` 200 samples, width 8, 100 steps; ``quick`` 500 digits at 7x7, width 16 (P =
+Sizes (``SIZES``): ``tiny`` is the test suite's (seconds; too small to judge the claim);
+``quick`` 500 digits at 7x7, width 16 (P =
 1,242), 1,500 steps (GD lr 0.1; SGD bs 50 lr 0.1), segments at 6 times: both runs reach low
 loss and diverge from each other; ``full`` 2,000 digits at 14x14, width 32, 5,000 steps.
 """

@@ -18,7 +18,7 @@ Criteria (fixed from claims.md before the run):
 - S16-7 "negative eigenvalues remain, small in magnitude": lambda_min < 0 and |lambda_min| /
   lambda_max < 1e-2 at every width.
 
-Sizes: ``tiny`` widths 2, 6 on 100 points, 200 steps (the test suite; too short to judge);
+Sizes (``SIZES``): ``tiny`` is the test suite's (seconds; too small to judge the claim);
 ``quick`` every width of the paper on 400 points, 3,000 GD steps (lr 0.1): the paper's five
 systems, trained until the loss is ~1e-3 and the gradient norm ~1e-3 (the paper: ~1e-4);
 ``full`` 20,000 steps.
@@ -43,7 +43,7 @@ from validation import _common as C
 NAME = "sagun2016_network_size"
 CLAIMS = ("S16-3", "S16-4", "S16-7")
 SIZES: dict[str, dict[str, Any]] = {
-    "tiny": {"widths": [2, 6], "num_samples": 100, "steps": 200},
+    "tiny": {"widths": [2, 6], "num_samples": 60, "steps": 100},
     "quick": {"widths": [2, 6, 10, 14, 18], "num_samples": 400, "steps": 3000},
     "full": {"widths": [2, 6, 10, 14, 18], "num_samples": 400, "steps": 20000},
 }

@@ -15,7 +15,8 @@ Criteria (fixed from claims.md before the run):
   straight line): for every seed the barrier (largest excess of the loss along the segment over
   the chord between its end values) is at most 10 % of the larger end-point loss.
 
-Sizes: ``tiny`` N = 64, d = 5, width 8, 100 steps, 1 seed; ``quick`` N = 512, d = 20, width 16
+Sizes (``SIZES``): ``tiny`` is the test suite's (seconds; too small to judge the claim);
+``quick`` N = 512, d = 20, width 16
 (P = 676), 4,000 steps (the check's budget) and 2,000 SB steps after LB, 3 seeds; ``full`` N =
 2,048, d = 50, width 32, 10,000 steps, 5 seeds. The paper's architectures and batch sizes are
 not in its text ([unconfirmed]); these are parameters.
@@ -115,7 +116,7 @@ def run(size: str = "quick", *, out: str | Path, seed: int = 0, device: str = "c
         evidence="" if pass5 else (
             f"final losses LB {C.fmt([r['loss_LB'] for r in runs])}, SB "
             f"{C.fmt([r['loss_SB'] for r in runs])}: with the same step budget the two reach "
-            "different losses, and the top eigenvalues follow the loss."))
+            "different losses, and the top eigenvalues may follow the loss."))
     row6 = C.claim_row(
         "S17-6", measured=f"barrier / larger end loss {C.fmt([r['barrier'] / (10 * r['barrier_limit']) for r in runs])}"
                           f"; SB path climb above L(LB) {C.fmt([r['path_climb'] for r in runs])}",

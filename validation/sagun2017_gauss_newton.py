@@ -17,7 +17,8 @@ Criteria (fixed from claims.md before the run):
   > 0.9; outliers of H ~ outliers of G): the subspace overlap ||U_H^T U_G||_F^2 / C of the
   top-C eigenvectors is > 0.9 and the top-C eigenvalues of H and G agree within 10 %.
 
-Sizes: ``tiny`` N = 12, d = 5, width 8, 200 steps; ``quick`` N = 60, d = 10, width 16 (P = 499,
+Sizes (``SIZES``): ``tiny`` is the test suite's (seconds; too small to judge the claim);
+``quick`` N = 60, d = 10, width 16 (P = 499,
 N(C-1) = 120), 2,000 GD steps (lr 0.2); ``full`` N = 200, d = 20, width 32 (P = 1,827, N(C-1) =
 400), 10,000 steps.
 """

@@ -15,7 +15,8 @@ Criteria (fixed from claims.md before the run):
   is at least twice the growth factor of the bulk mean (the mean of the other P - k
   eigenvalues).
 
-Sizes: ``tiny`` d = 5, width 8, N = 100, 150 steps, k in {2, 3}; ``quick`` d = 20, width 16
+Sizes (``SIZES``): ``tiny`` is the test suite's (seconds; too small to judge the claim);
+``quick`` d = 20, width 16
 (P = 642 to 778), N = 500, 1,500 SGD steps (bs 50, lr 0.1): the four class counts of the check;
 ``full`` d = 50, width 32 (P ~ 3,000), N = 2,000, 4,000 steps.
 """
