@@ -30,7 +30,7 @@ __all__: list[str] = []
 
 #: Default bound on the batches of one pass over data without a ``len()``: a stream that
 #: has not ended by then is refused as endless (``max_batches=`` of the operators).
-MAX_UNSIZED_BATCHES: int = 100_000
+MAX_UNSIZED_BATCHES: int = 10_000
 
 
 def _is_pair(obj: Any) -> bool:

@@ -250,7 +250,7 @@ class ModelCurvatureOperator(CurvatureOperator):
         Vectors per vmapped pass on a block (default: the whole block).
     max_batches : int, optional
         Bound on the batches of one pass over data without ``len()`` (default
-        100,000); a stream still going after that many is refused as endless.
+        10,000); a stream still going after that many is refused as endless.
 
     Attributes
     ----------

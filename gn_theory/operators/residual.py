@@ -77,10 +77,15 @@ def residual_operator(
     Parameters
     ----------
     model : torch.nn.Module
-        The network, called as ``model(inputs)``. It is never modified: the
-        selected parameters are copied (to ``device``/``dtype``) and passed
-        through :func:`torch.func.functional_call`. Put it in ``eval()`` mode
-        first if it has dropout or batch norm.
+        The network, called as ``model(inputs)``. The operator is a
+        **snapshot**: every parameter and buffer is copied (to
+        ``device``/``dtype``) at build time, and so are the submodules' modes,
+        so training the model afterwards does not change it; the model and
+        its tensors are never written to (calls go through
+        :func:`torch.func.functional_call` on the copies). Put it in
+        ``eval()`` mode first if it has dropout or batch norm (every
+        submodule is checked). See docs/operators.md, "What a model and data
+        must satisfy".
     data : (Tensor, Tensor) or iterable of (Tensor, Tensor)
         ``(inputs, targets)``, or a re-iterable of such batches (a list, a
         ``DataLoader``). The operator is for the **mean loss over all
@@ -88,11 +93,16 @@ def residual_operator(
         so uneven batches are weighted correctly.
     loss : {"cross_entropy", "mse"} or callable, default "cross_entropy"
         ``"cross_entropy"``: softmax cross-entropy, outputs (B, C) logits,
-        integer targets (B,) in [0, C). ``"mse"``: per sample
+        integer targets (B,) in [0, C) of any integer dtype; class scores at
+        several positions (B, T, C) with targets (B, T) give the per-sample
+        mean over the T positions (tokens). ``"mse"``: per sample
         ``0.5 * ||f - y||^2`` summed over outputs (targets of the outputs'
         shape); note this is *not* ``torch.nn.MSELoss``'s mean over entries.
         A callable ``loss(outputs, targets)`` must return the *mean over the
-        batch* of a per-sample loss; its residuals are its exact gradient
+        batch* of a per-sample loss (torch's loss modules say their
+        ``reduction``, which is read: ``"sum"`` and ``"none"`` work too;
+        ``F.nll_loss`` / ``nn.NLLLoss`` on log-probabilities is read as
+        cross-entropy on them); its residuals are its exact gradient
         w.r.t. the outputs.
     params : iterable of str or Tensor, optional
         Restrict to these parameters (names from ``model.named_parameters()``
@@ -109,7 +119,7 @@ def residual_operator(
         block at once); lower it to save memory.
     max_batches : int, optional
         Bound on the batches of one pass over data without a ``len()``
-        (default 100,000): a stream that has not ended by then is refused as
+        (default 10,000): a stream that has not ended by then is refused as
         endless instead of being read forever. Data with a ``len()`` may
         yield at most that many batches.
 
@@ -124,7 +134,10 @@ def residual_operator(
     ------
     DataError
         Empty data, targets out of range or not matching the outputs, batches
-        that are not (inputs, targets) pairs, one-shot iterators.
+        that are not (inputs, targets) pairs, one-shot iterators, endless
+        streams, inputs the model fails on (the batch, shape, dtype and model
+        are named); from a product: a pass over the data that saw other
+        samples than the build (the likely cause is named).
     DTypeError
         Targets of the wrong dtype for the loss; a non-floating ``dtype``.
     ShapeError
@@ -132,12 +145,19 @@ def residual_operator(
     ParameterSelectionError
         Unknown or frozen parameter names, or no trainable parameters.
     NonFiniteError
-        Non-finite model outputs or loss (the batch is named).
+        Non-finite inputs, targets, model outputs or loss (the batch is
+        named); a non-finite product of a finite vector.
     DeviceMismatchError
         A model spread over several devices with no ``device`` given.
     InvalidInputError
-        A model in training mode with dropout/batch norm, an unknown loss, a
-        bad ``chunk_size``.
+        A submodule in training mode with dropout, batch norm, instance norm
+        with running statistics or attention/RNN dropout; a forward that
+        draws random numbers or writes to its tensors in place;
+        ``Embedding(max_norm=...)``; batch norm without running statistics
+        on several batches; reentrant activation checkpointing; a model torch
+        cannot differentiate twice; loss modules whose mean is not over
+        samples (class weights); an unknown loss; a bad ``chunk_size`` or
+        ``max_batches``.
 
     See Also
     --------
