@@ -365,6 +365,17 @@ def block_lanczos(
             basis.add_drops(dropped, j)
             res = np.linalg.norm(B @ S[j:jj, :], axis=0) if B.size else np.zeros(jj)
             res = res + basis.drop_bound(S, jj)
+            if len(dropped) < nb and float(res.max()) <= tol_a:
+                # every Ritz pair converged: the basis is invariant to the tolerance (a
+                # cluster narrower than tol * ||A|| looks like one value); drop the
+                # remainders and start a fresh sequence, as at an exact breakdown
+                kept_rows = [i for i in range(nb) if i not in {d for d, _ in dropped}]
+                basis.add_drops([(i, float(np.linalg.norm(B[:, i]))) for i in kept_rows], j)
+                R = random_rows(Qnext.shape[0], P, gen, dev, dtype)
+                project_out(Q[:jj], R)
+                Qnext, _, _ = orth_block(R, Q[:jj], R.shape[0], gen, 1.0)
+                dropped = [(i, 0.0) for i in range(nb)]
+                res = basis.drop_bound(S, jj)
             if len(dropped) == nb:
                 # breakdown: span(Q[:jj]) is invariant; lock it, a fresh sequence follows
                 breakdowns += 1

@@ -74,6 +74,26 @@ def lanczos(
     :math:`\|A\|`); then :math:`|\theta - \lambda| \le` the residual, and
     typically residual²/gap.
 
+    **Multiplicities.** A Krylov space grown from one vector sees each
+    distinct eigenvalue once. When it becomes invariant (a *breakdown*: the
+    new direction vanishes, or every Ritz pair of the basis has converged),
+    its vectors are locked and the run continues from a fresh random vector
+    orthogonal to them, so further copies are found; the wanted values are
+    reported converged only once no eigenvalue of the unexplored complement
+    can lie beyond them (its spectrum lies within the values of the last
+    sequence that broke down). Before any breakdown the basis must hold
+    ``k + 5`` vectors (at most ``basis_size``) before the run may stop, so an
+    operator with that few distinct eigenvalues always breaks down first.
+    So ``k`` eigenvalues come back **with multiplicity** (almost surely) for
+    exactly low-rank operators of rank below about ``basis_size`` (the null
+    space of ``G`` of a small batch, ``u u^T`` sums) and for spectra of few
+    distinct values. A multiple eigenvalue inside a spectrum with more
+    distinct values than that, or a cluster of eigenvalues closer than about
+    ``1e-6 ||A||`` but not equal, converges before the space is invariant
+    and single-vector Lanczos reports it once; use ``block_size`` at least
+    the multiplicity (or :func:`eigh`). After a breakdown the basis may grow
+    to ``2 basis_size`` vectors.
+
     Parameters
     ----------
     A : CurvatureOperator, scipy LinearOperator, numpy.ndarray or torch.Tensor
@@ -85,9 +105,12 @@ def lanczos(
         both ends: ``ceil(k/2)`` largest and ``floor(k/2)`` smallest (scipy's
         ``"BE"``).
     tol : float, default 1e-8
-        Relative residual tolerance.
+        Relative residual tolerance: a finite real number > 0 (numpy scalars
+        accepted, ``True`` refused).
     max_matvecs : int, optional
-        Budget of products; default ``max(2000, 40 * basis_size)``.
+        Budget of products (the symmetry probe included); default
+        ``max(2000, 40 * basis_size)``. Must allow k Ritz values: at least
+        ``ceil(k / b) * b`` products, plus one for the probe when ``b == 1``.
     seed : int, optional
         Seed of the random starting block (drawn on the CPU, reproducible
         across devices).
@@ -103,9 +126,16 @@ def lanczos(
         Return the (P, k) Ritz vectors.
     dtype : torch.dtype, optional
         Precision of the basis and reorthogonalisation (default the
-        operator's; float64 on a float32 operator is allowed).
-    check_symmetric : bool, default False
-        Probe symmetry first with :func:`check_symmetric` (two products).
+        operator's; float64 on a float32 operator is allowed). A float16 or
+        bfloat16 dense matrix is computed in float32 (``settings`` records
+        ``dtype`` and ``compute_dtype``); another half-precision operator is
+        refused.
+    check_symmetric : bool, default True
+        Check symmetry on the first product: the start vector against a
+        second random vector multiplied in the same call (one extra product;
+        free for a block start, whose first two vectors are compared). A
+        non-symmetric operator otherwise gives wrong values that merely fail
+        to converge.
     progress : bool, default False
         Show a tqdm bar of products.
     warn : bool, default True
@@ -116,23 +146,30 @@ def lanczos(
     Spectrum
         ``eigenvalues`` **descending** (largest first; for ``"both"`` the
         ``ceil(k/2)`` largest come first, then the smallest), eigenvector
-        columns matching, ``residual_norms``, ``converged``, ``num_matvecs``;
-        ``settings`` holds iterations, restarts, block and basis sizes and the
-        norm estimate.
+        columns matching, ``residual_norms`` (upper bounds of the true
+        residuals), ``converged``, ``num_matvecs``; ``settings`` holds
+        iterations, restarts, ``breakdowns`` (invariant subspaces met),
+        ``copies_confirmed``, block and basis sizes, the norm estimate and the
+        measured ``asymmetry`` (None without the check).
 
     Raises
     ------
     InvalidInputError
-        ``k`` outside ``[1, P]``, unknown ``which``, bad sizes or tolerance.
+        ``k`` outside ``[1, P]``, unknown ``which``, bad sizes or tolerance,
+        ``max_matvecs`` too small for k values, a bad seed.
     NotSymmetricError
-        If ``check_symmetric`` and the probe fails.
+        If ``check_symmetric`` and the probe fails (the asymmetry is named).
     NonFiniteError
         If a product is NaN or inf (the iteration is named).
+    DTypeError
+        Complex input, or a half-precision operator that is not a dense matrix.
 
     Warns
     -----
     ConvergenceWarning
-        If ``max_matvecs`` ran out before every pair converged.
+        If ``max_matvecs`` ran out before every pair converged, or before the
+        search for further copies after a breakdown could confirm them (the
+        values a missing copy could displace are then ``converged=False``).
 
     Examples
     --------
@@ -144,6 +181,10 @@ def lanczos(
     (True, True)
     >>> lanczos(A, 2, "smallest", seed=0).eigenvalues.round(8).tolist()
     [2.0, 1.0]
+    >>> u, w = np.eye(50)[0], np.eye(50)[1]
+    >>> s = lanczos(5 * np.outer(u, u) - 3 * np.outer(w, w), 3, seed=0)  # copies of 0
+    >>> (s.eigenvalues.round(8) + 0.0).tolist(), s.all_converged
+    ([5.0, 0.0, 0.0], True)
     """
     op = spectral_operator(A)
     P = op.num_params
