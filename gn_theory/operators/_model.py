@@ -494,7 +494,7 @@ class ModelCurvatureOperator(CurvatureOperator):
                     raise NonFiniteError(f"batch {index}: the loss is {float(value)}")
                 if first is None:
                     self._check_first_forward(x, out)
-                    first = (x[:2], y[:2], tuple(out.shape[1:]))
+                    first = (x, y, tuple(out.shape[1:]))
                 num_outputs = int(out[0].numel())
                 n += x.shape[0]
                 batches += 1
@@ -512,7 +512,21 @@ class ModelCurvatureOperator(CurvatureOperator):
         return n, num_outputs, first
 
     def _choose_kernel(self, x: torch.Tensor, y: torch.Tensor) -> None:
-        """Pick the kernel by a trial product on two samples; refuse if none works."""
+        """Pick the kernel by a trial product on two samples of batch 0; refuse if none works.
+
+        A model that cannot run on two samples (a batch size fixed in its forward) is
+        tried on the whole first batch instead.
+        """
+        xs, ys = x[:2], y[:2]
+        if xs.shape[0] < x.shape[0]:
+            try:
+                with torch.no_grad():
+                    self.function(self.function.theta, xs)
+            except Exception:  # the model needs its real batch: try on all of batch 0
+                xs, ys = x, y
+        self._trial(xs, ys)
+
+    def _trial(self, x: torch.Tensor, y: torch.Tensor) -> None:
         P = self.num_params
         g = torch.Generator(device="cpu").manual_seed(0)
         V = torch.randn(P, 2, generator=g, dtype=torch.float64).to(self.device, self.torch_dtype)
@@ -548,7 +562,7 @@ class ModelCurvatureOperator(CurvatureOperator):
                 "at a time instead (exact, but a block of k vectors costs about k single "
                 "products)",
                 GnTheoryWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
         self._after_trial(x, y)
 
@@ -587,7 +601,7 @@ class ModelCurvatureOperator(CurvatureOperator):
                 f"{unused[:10]} (unused by the forward, or detached in it): their rows and "
                 "columns of the operator are zero",
                 GnTheoryWarning,
-                stacklevel=5,
+                stacklevel=6,
             )
 
     def _after_trial(self, x: torch.Tensor, y: torch.Tensor) -> None:

@@ -80,7 +80,7 @@ class GGNOperator(ModelCurvatureOperator):
                 "nll_loss this means the outputs are not log-probabilities; for the "
                 "Gauss-Newton of softmax cross-entropy pass logits with loss='cross_entropy'",
                 GnTheoryWarning,
-                stacklevel=5,
+                stacklevel=6,
             )
 
 

@@ -620,3 +620,51 @@ def test_matvec_and_matmat_with_wrong_shapes_are_shape_errors(H):
         H * [1.0]  # scipy's A * x is A @ x for array-likes
     with pytest.raises(ValueError):
         H.rmatvec(np.zeros(P - 1))
+
+
+# ============================================================================= models that cannot be copied
+class HoldsALock(nn.Module):
+    """deepcopy fails (a lock cannot be copied): the operator calls the live module."""
+
+    def __init__(self):
+        super().__init__()
+        import threading
+
+        torch.manual_seed(15)
+        self.lin, self.out = nn.Linear(3, 4), nn.Linear(4, 2)
+        self.drop = nn.Dropout(0.5)
+        self.lock = threading.Lock()
+
+    def forward(self, x):
+        return self.out(self.drop(torch.tanh(self.lin(x))))
+
+
+def test_a_model_that_cannot_be_copied_is_called_live_and_mode_changes_are_refused():
+    model = HoldsALock().double().eval()
+    X, y = cls_data()
+    H = gt.hessian_operator(model, (X, y))
+    compare_matmat(H, dense_hessian(model, X, y))
+    before = H @ vec(H)
+    with torch.no_grad():
+        model.lin.weight.add_(1.0)  # parameters are still a snapshot
+    assert torch.equal(H @ vec(H), before)
+    model.train()
+    with pytest.raises(gt.InvalidInputError, match="modes changed after the operator was built"):
+        H @ vec(H)
+
+
+class FixedBatch(nn.Module):
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(16)
+        self.lin = nn.Linear(3, 2)
+
+    def forward(self, x):
+        return self.lin(x.view(12, 3))  # a batch size written into the forward
+
+
+def test_a_model_with_a_fixed_batch_size_is_tried_on_its_whole_first_batch():
+    model = FixedBatch().double()
+    X, y = cls_data()
+    refs = references(model, X, lambda o: F.cross_entropy(o, y, reduction="sum"))
+    check_all(model, (X, y), "cross_entropy", refs)
