@@ -164,9 +164,11 @@ class _Basis:
 
     Rows ``[0, nl)`` span an invariant subspace found at breakdowns (locked),
     rows ``[nl, jj)`` the current sequence. Dropped residuals (rows of a
-    product that were numerically dependent) are kept as norms ``nu`` and
-    coefficient rows ``G`` over the basis, so that the residual of a Ritz
-    vector ``Q^T s`` is bounded by ``|B s_last| + sum_d nu_d |G_d s|``.
+    product that were numerically dependent, couplings to discarded rows)
+    are kept as norms ``nu`` and coefficient rows ``G`` over the basis, so
+    that the residual of a Ritz vector ``Q^T s`` is bounded by
+    ``|B s_last| + sum_d nu_d |G_d s| + h |s|`` (``h``: drops folded into one
+    per-row bound once they pile up).
     """
 
     def __init__(self, rows: int, P: int, dtype: torch.dtype, device: torch.device) -> None:
@@ -174,6 +176,8 @@ class _Basis:
         self.T = np.zeros((rows, rows))
         self.G = np.zeros((0, rows))
         self.nu = np.zeros(0)
+        # folded drops: the bound h @ |s| (valid through rotations as h @ |M|)
+        self.h = np.zeros(rows)
 
     def grow(self, rows: int) -> None:
         """Enlarge the capacity to ``rows`` basis vectors (contents kept)."""
@@ -189,20 +193,29 @@ class _Basis:
         G = np.zeros((self.G.shape[0], rows))
         G[:, :old] = self.G
         self.G = G
+        self.h = np.r_[self.h, np.zeros(rows - old)]
 
     def add_drops(self, dropped: list[tuple[int, float]], first: int) -> None:
         """Record the dropped remainders of the products of rows ``first + i``."""
-        for i, nrm in dropped:
-            g = np.zeros(self.T.shape[0])
-            g[first + i] = 1.0
-            self.G = np.vstack([self.G, g])
-            self.nu = np.r_[self.nu, nrm]
+        if not dropped:
+            return
+        rows = self.T.shape[0]
+        g = np.zeros((len(dropped), rows))
+        g[np.arange(len(dropped)), [first + i for i, _ in dropped]] = 1.0
+        self.G = np.vstack([self.G, g])
+        self.nu = np.r_[self.nu, [nrm for _, nrm in dropped]]
+        if self.nu.size > 2 * rows:
+            # many drops (restarts after breakdowns): fold them into the looser per-row bound
+            self.h = self.h + self.nu @ np.abs(self.G)
+            self.G = np.zeros((0, rows))
+            self.nu = np.zeros(0)
 
     def drop_bound(self, S: np.ndarray, jj: int) -> np.ndarray:
         """The dropped residuals' bound for the Ritz vectors ``Q[:jj]^T S`` (columns)."""
-        if self.nu.size == 0:
-            return np.zeros(S.shape[1])
-        return self.nu @ np.abs(self.G[:, :jj] @ S)
+        out = self.h[:jj] @ np.abs(S)
+        if self.nu.size:
+            out = out + self.nu @ np.abs(self.G[:, :jj] @ S)
+        return out
 
     def rotate(
         self, lo: int, hi: int, jj: int, S: np.ndarray, theta: np.ndarray
@@ -238,6 +251,9 @@ class _Basis:
             Gn = self.G[:, :jj] @ M
             self.G = np.zeros_like(self.G)
             self.G[:, :new_jj] = Gn
+        hn = self.h[:jj] @ np.abs(M)
+        self.h[:] = 0.0
+        self.h[:new_jj] = hn
         if lost is not None and lost.size and float(np.abs(lost).max()) > 0:
             # rows [0, lo) keep their place, rows [hi, jj) now start at lo + kk
             norms = np.linalg.norm(lost, axis=0)

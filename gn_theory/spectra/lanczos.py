@@ -229,20 +229,23 @@ def lanczos(
     gen, seed = generator(seed)
     before = op.num_matvecs
     measured: list[float] = []
-    probe = probe_rows = None
+    probe: Any = None
+    probe_rows = None
     if check_symmetric and P > 1:
         rtol = symmetry_rtol(op)
         if b == 1:  # the start vector against one more random vector: one product
             probe_gen = torch.Generator().manual_seed((seed + 1) % 2**63)
             probe_rows = _krylov.random_rows(1, P, probe_gen, op.device, bdtype)
 
-        def probe(Q0: torch.Tensor, AQ0: torch.Tensor, U: Any, AU: Any) -> None:
+        def check(Q0: torch.Tensor, AQ0: torch.Tensor, U: Any, AU: Any) -> None:
             if U is None:  # a block start: its first two vectors, free
                 rel = asymmetry(Q0[0], AQ0[0], Q0[1], AQ0[1])
             else:
                 rel = asymmetry(Q0[0], AQ0[0], U[0], AU[0])
             measured.append(rel)
             raise_if_asymmetric(rel, rtol, "lanczos")
+
+        probe = check
 
     bar = progress_bar(progress, max_matvecs, f"lanczos ({which} {k})")
     try:

@@ -117,20 +117,23 @@ def slq(
     gen, seed = generator(seed)
     before = op.num_matvecs
     measured: list[float] = []
-    probe = probe_rows = None
+    probe: Any = None
+    probe_rows = None
     if check_symmetric and P > 1:
         rtol = symmetry_rtol(op)
         if num_probes == 1:  # the probe against one more random vector: one product
             probe_gen = torch.Generator().manual_seed((seed + 1) % 2**63)
             probe_rows = _krylov.random_rows(1, P, probe_gen, op.device, bdtype)
 
-        def probe(V: torch.Tensor, AV: torch.Tensor, U: Any, AU: Any) -> None:
+        def check(V: torch.Tensor, AV: torch.Tensor, U: Any, AU: Any) -> None:
             if U is None:  # two probes and their first products, free
                 rel = asymmetry(V[0], AV[0], V[1], AV[1])
             else:
                 rel = asymmetry(V[0], AV[0], U[0], AU[0])
             measured.append(rel)
             raise_if_asymmetric(rel, rtol, "slq")
+
+        probe = check
 
     V0 = _krylov.random_rows(num_probes, P, gen, op.device, bdtype, probes)
     bar = progress_bar(progress, num_probes * m, "slq")
