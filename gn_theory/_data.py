@@ -12,8 +12,9 @@ raises :class:`~gn_theory.DataError` with the likely cause (one-shot iterables,
 shuffling with ``drop_last``, sampling with replacement, random augmentation, data
 changed after the build), never a product of other data. Passes are bounded
 (``len()``, else ``max_batches``), so an endless stream is refused, never read
-forever. :func:`reduce_sum` is the single reduction point, so that a data-parallel
-run only has to all-reduce there.
+forever. :func:`reduce_sum` is the single reduction point: under ``torch.distributed``
+it all-reduces over the ranks (:mod:`gn_theory.distributed`), each reading its own shard;
+later passes are checked per rank against that rank's first pass.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from typing import Any
 
 import torch
 
+from .distributed import all_gather_union, all_reduce_sum
 from .exceptions import DataError
 
 __all__: list[str] = []
@@ -301,13 +303,18 @@ class DataChecksum:
 
     def value(self) -> dict[str, Any]:
         """The checksum as JSON-able values (reduced across processes)."""
-        total = 0 if self._sum is None else int(reduce_sum(self._sum))
-        total_sq = 0 if self._sum_sq is None else int(reduce_sum(self._sum_sq))
+        zero = torch.zeros((), dtype=torch.int64)
+        sums = torch.stack([
+            zero if self._sum is None else self._sum.cpu(),
+            zero if self._sum_sq is None else self._sum_sq.cpu(),
+            torch.tensor(self.num_samples, dtype=torch.int64),
+        ])
+        total, total_sq, count = (int(v) for v in reduce_sum(sums))  # one collective
         return {
-            "num_samples": self.num_samples,
+            "num_samples": count,
             "sum": total,
             "sum_sq": total_sq,
-            "layouts": sorted(self._layouts),
+            "layouts": sorted(all_gather_union(self._layouts)),
         }
 
 
@@ -368,13 +375,15 @@ class PassSignature:
         """Whether two passes saw the same samples (up to order and round-off)."""
         if self.num_samples != other.num_samples or self._layouts != other._layouts:
             return False
-        a = None if self._exact is None else int(reduce_sum(self._exact))
-        b = None if other._exact is None else int(reduce_sum(other._exact))
+        # local on purpose: each rank checks its own shard against its own first pass
+        # (stricter than a check of the sums, and no collective that a rank could skip)
+        a = None if self._exact is None else int(self._exact)
+        b = None if other._exact is None else int(other._exact)
         if a != b or (self._proj is None) != (other._proj is None):
             return False
         if self._proj is None or other._proj is None:
             return True
-        p, q = reduce_sum(self._proj).cpu(), reduce_sum(other._proj).cpu()
+        p, q = self._proj.cpu(), other._proj.cpu()
         tol = 1000 * max(self._eps, other._eps)
         scale_sum = torch.maximum(p[2], q[2]).clamp_min(1e-300)
         scale_sq = torch.maximum(p[1], q[1]).clamp_min(1e-300)
@@ -387,7 +396,8 @@ def reduce_sum(t: torch.Tensor) -> torch.Tensor:
     """Sum a per-process partial result across processes.
 
     This is the single reduction point of every full-data quantity. In a
-    single process it returns ``t`` unchanged. Under ``torch.distributed``
-    (not yet enabled by the public API) it would all-reduce here.
+    single process it returns ``t`` unchanged; when a ``torch.distributed``
+    process group is initialised it all-reduces (sum) over the ranks, each of
+    which read its own shard (:func:`gn_theory.distributed.all_reduce_sum`).
     """
-    return t
+    return all_reduce_sum(t)

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch.func import functional_call, grad
 
-from .. import _checks, _checks_torch
+from .. import _checks, _checks_torch, distributed
 from .._autodiff import (
     FunctionalModel,
     Loss,
@@ -372,6 +372,11 @@ class ModelCurvatureOperator(CurvatureOperator):
             "params": fingerprint(list(selected)),
         }
         prints["operator"] = fingerprint(prints)
+        # replicated across ranks in a data-parallel run: refused on every rank if not
+        distributed.check_same(
+            {k: prints[k] for k in ("model", "loss", "kind", "params")} | {"kernel": self.kernel},
+            "the model, loss or parameter selection",
+        )
         self.metadata["fingerprint"] = prints
 
     # -- the one-batch kernel ---------------------------------------------------
@@ -498,8 +503,18 @@ class ModelCurvatureOperator(CurvatureOperator):
                 num_outputs = int(out[0].numel())
                 n += x.shape[0]
                 batches += 1
-        if n == 0 or first is None:
+        empty = distributed.any_rank(n == 0 or first is None)
+        if empty and distributed.world_size() > 1:
+            raise DataError(
+                f"data-parallel run: the shards of ranks {empty} hold no samples; give every "
+                "rank at least one sample (e.g. a DistributedSampler over at least world_size "
+                "samples)"
+            )
+        if empty or first is None:
             raise DataError("data is empty: it holds no samples")
+        self.data.num_samples = n  # this rank's shard
+        # N and the batch count over all ranks: every product is divided by the total count
+        n, batches = (int(v) for v in reduce_sum(torch.tensor([n, batches], dtype=torch.int64)))
         if batch_stat_layers and batches > 1:
             raise InvalidInputError(
                 f"{batch_stat_layers[0]} has track_running_stats=False: it normalises with "
@@ -508,7 +523,6 @@ class ModelCurvatureOperator(CurvatureOperator):
                 "batch (inputs, targets), or use running statistics (track_running_stats=True "
                 "and model.eval())"
             )
-        self.data.num_samples = n
         return n, num_outputs, first
 
     def _choose_kernel(self, x: torch.Tensor, y: torch.Tensor) -> None:

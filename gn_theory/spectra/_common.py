@@ -16,7 +16,7 @@ import torch
 from scipy.sparse.linalg import LinearOperator
 from tqdm.auto import tqdm
 
-from .._checks import check_seed
+from ..distributed import broadcast_seed
 from ..exceptions import DTypeError, InvalidInputError, NotSymmetricError
 from ..operators import CurvatureOperator, DenseOperator, as_operator
 
@@ -131,8 +131,13 @@ def operator_settings(op: CurvatureOperator) -> dict[str, Any]:
 
 
 def generator(seed: int | None) -> tuple[torch.Generator, int]:
-    """A CPU torch generator seeded by :func:`gn_theory._checks.check_seed`, and the seed."""
-    seed = check_seed(seed)
+    """A CPU torch generator seeded by :func:`gn_theory._checks.check_seed`, and the seed.
+
+    In a data-parallel run the seed is rank 0's (:func:`gn_theory.distributed.broadcast_seed`:
+    ``None`` draws entropy on rank 0 only), so every rank draws the same start and probe
+    vectors from its own generator.
+    """
+    seed = broadcast_seed(seed)
     return torch.Generator().manual_seed(seed), seed
 
 

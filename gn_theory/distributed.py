@@ -1,0 +1,214 @@
+"""Data-parallel runs over ``torch.distributed``: the few collective operations gn_theory uses.
+
+When a default process group is initialised (``torch.distributed.init_process_group``,
+e.g. under ``torchrun``), every rank passes its own shard of the data to the operator
+factories, and every data pass reduces its per-rank sums here: products with H, G and
+R, gradients, losses, the class sums and counts of the class structure are exact means
+over all samples (per-rank sums all-reduced, divided by the all-reduced sample count).
+Everything else (the parameters, the Krylov basis, the tridiagonal matrices, the
+results) is replicated: each rank runs the same estimator on bit-identical reduced
+products and draws its start and probe vectors from the same seed, which rank 0
+broadcasts (:func:`broadcast_seed`), so every rank takes the same branches and holds
+the same result. Only rank 0 writes files (:func:`save_result`, :func:`is_main_process`).
+
+Without an initialised process group every function here is the identity (one
+process), and nothing is communicated. Backends: ``gloo`` (CPU tensors) and ``nccl``
+(CUDA tensors); this module adds no networking of its own. See ``docs/scaling.md``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from ._checks import check_seed
+from .exceptions import DataError
+
+__all__ = [
+    "all_gather_union",
+    "all_reduce_sum",
+    "any_rank",
+    "barrier",
+    "broadcast_seed",
+    "check_same",
+    "is_distributed",
+    "is_main_process",
+    "rank",
+    "save_result",
+    "world_size",
+]
+
+
+def is_distributed() -> bool:
+    """Whether a ``torch.distributed`` default process group is initialised (with > 1 rank).
+
+    Returns
+    -------
+    bool
+        ``True`` inside an initialised group of two or more processes.
+    """
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def rank() -> int:
+    """This process's rank in the default group (0 without one)."""
+    return dist.get_rank() if is_distributed() else 0
+
+
+def world_size() -> int:
+    """Number of processes in the default group (1 without one)."""
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def is_main_process() -> bool:
+    """Whether this process is rank 0 (the one that writes files); ``True`` without a group."""
+    return rank() == 0
+
+
+def _comm_device(t: torch.Tensor) -> torch.device:
+    """The device the backend reduces on: CUDA for NCCL, the CPU otherwise."""
+    backend = str(dist.get_backend())
+    if backend == "nccl" and t.device.type != "cuda":
+        return torch.device("cuda", torch.cuda.current_device())
+    if backend != "nccl" and t.device.type != "cpu":
+        return torch.device("cpu")
+    return t.device
+
+
+def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+    """Sum a per-process partial result over all processes (a new tensor; ``t`` is untouched).
+
+    Every rank receives bit-identical values (the backends reduce each element in one
+    order and send the result to all ranks), so estimators that branch on reduced
+    values take the same branches everywhere.
+
+    Parameters
+    ----------
+    t : torch.Tensor
+        This rank's partial sum (any shape, dtype and device the backend can reduce;
+        a CUDA tensor is reduced through the CPU under gloo and a CPU tensor through
+        the current CUDA device under NCCL).
+
+    Returns
+    -------
+    torch.Tensor
+        The sum over ranks, on ``t``'s device and dtype; ``t`` itself in one process.
+    """
+    if not is_distributed():
+        return t
+    dev = _comm_device(t)
+    buf = t.detach().to(device=dev, copy=True)
+    if buf.dtype == torch.bool:
+        buf = buf.to(torch.int64)
+    dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+    return buf.to(device=t.device, dtype=t.dtype)
+
+
+def broadcast_seed(seed: int | None) -> int:
+    """The package's seed rule (:func:`gn_theory._checks.check_seed`), agreed by all ranks.
+
+    Rank 0 resolves ``seed`` (``None`` draws fresh entropy) and broadcasts the int; every
+    rank returns rank 0's value. Broadcasting one int (8 bytes) rather than the start or
+    probe vectors (P numbers each) keeps the communication independent of the model
+    size: each rank then draws the same vectors from its own CPU generator. A seed given
+    as an int is broadcast too, so ranks launched with different seeds still agree.
+
+    Parameters
+    ----------
+    seed : int or None
+        The caller's seed.
+
+    Returns
+    -------
+    int
+        The seed every rank uses, in [0, 2**63).
+    """
+    value = check_seed(seed)
+    if not is_distributed():
+        return value
+    t = torch.tensor([value], dtype=torch.int64)
+    buf = t.to(_comm_device(t))
+    dist.broadcast(buf, src=0)
+    return int(buf.cpu()[0])
+
+
+def check_same(value: Any, what: str) -> None:
+    """Raise on every rank if ``value`` (a picklable, comparable object) differs between ranks.
+
+    Used for what must be replicated: the model parameters' fingerprint, the selected
+    parameters, the loss, the kernel. All ranks raise together, so none is left waiting
+    in a collective.
+
+    Raises
+    ------
+    DataError
+        Naming ``what`` and the ranks whose value differs from rank 0's.
+    """
+    if not is_distributed():
+        return
+    values: list[Any] = [None] * world_size()
+    dist.all_gather_object(values, value)
+    differ = [r for r, v in enumerate(values) if v != values[0]]
+    if differ:
+        raise DataError(
+            f"data-parallel run: {what} differs between ranks (ranks {differ} differ from "
+            f"rank 0: {values[differ[0]]!r} vs {values[0]!r}); every rank must hold the same "
+            "model, parameters and options, only the data are sharded"
+        )
+
+
+def all_gather_union(items: set[str]) -> set[str]:
+    """The union over ranks of a set of strings (the set itself in one process)."""
+    if not is_distributed():
+        return set(items)
+    values: list[Any] = [None] * world_size()
+    dist.all_gather_object(values, sorted(items))
+    out: set[str] = set()
+    for v in values:
+        out.update(v)
+    return out
+
+
+def any_rank(flag: bool) -> list[int]:
+    """The ranks on which ``flag`` is true (``[0]`` or ``[]`` in one process)."""
+    if not is_distributed():
+        return [0] if flag else []
+    t = torch.zeros(world_size(), dtype=torch.int64)
+    t[rank()] = int(bool(flag))
+    t = all_reduce_sum(t)
+    return [r for r in range(world_size()) if int(t[r])]
+
+
+def barrier() -> None:
+    """Wait for every rank (nothing in one process)."""
+    if is_distributed():
+        dist.barrier()
+
+
+def save_result(result: Any, path: str | Path) -> Path:
+    """Save a result on rank 0 only; every rank returns the ``.json`` path after a barrier.
+
+    Parameters
+    ----------
+    result : gn_theory.results.Result
+        The result (identical on every rank in a data-parallel run).
+    path : str or Path
+        The stem (see :meth:`gn_theory.results.Result.save`).
+
+    Returns
+    -------
+    Path
+        The path of the ``.json`` file that rank 0 wrote.
+    """
+    out: Path | None = None
+    if is_main_process():
+        out = Path(result.save(path))
+    barrier()
+    if out is None:
+        stem = Path(path)
+        out = stem.with_suffix("") if stem.suffix in (".npz", ".json") else stem
+        out = out.parent / (out.name + ".json")
+    return out

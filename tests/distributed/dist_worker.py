@@ -1,0 +1,92 @@
+"""One rank of the data-parallel check (run by test_distributed.py; not a test module).
+
+``python dist_worker.py RANK WORLD INIT_FILE OUT_DIR``: joins a gloo group, builds the
+operators on this rank's uneven shard, computes every measured quantity and, on rank
+0, saves them to ``OUT_DIR/parallel.npz``. With WORLD = 0 it runs one process on all
+the data and saves ``OUT_DIR/single.npz``.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+import torch
+
+import gn_theory as gt
+from gn_theory import distributed
+
+#: The full data: 23 samples, 3 classes. Rank 0 reads batches of 8 and 7 (15 samples),
+#: rank 1 batches of 3, 3 and 2 (8 samples): uneven shards, uneven batches.
+N, D, C = 23, 4, 3
+SHARDS = {0: [(0, 8), (8, 15)], 1: [(15, 18), (18, 21), (21, 23)]}
+
+
+def make_problem() -> tuple[torch.nn.Module, torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(7)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(D, 5), torch.nn.Tanh(), torch.nn.Linear(5, C)
+    ).double()
+    with torch.no_grad():
+        for p in model.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64))
+    x = torch.randn(N, D, generator=g, dtype=torch.float64)
+    y = torch.arange(N) % C
+    return model, x, y
+
+
+def measure(model: torch.nn.Module, data: list) -> dict[str, np.ndarray]:
+    H = gt.hessian_operator(model, data)
+    G = gt.ggn_operator(model, data)
+    R = gt.residual_operator(model, data)
+    V = torch.randn(H.num_params, 2, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    out = {
+        "N": np.array(G.num_samples),
+        "Hv": (H @ V).numpy(),
+        "Gv": (G @ V).numpy(),
+        "Rv": (R @ V).numpy(),
+        "grad": H.gradient().numpy(),
+        "loss": np.array(H.loss_value()),
+    }
+    top = gt.lanczos(H, 3, seed=11)
+    out["top_k"] = top.eigenvalues
+    # seed=None: rank 0's entropy is broadcast, so ranks agree; recorded for the replay
+    free = gt.lanczos(G, 2, seed=None, return_eigenvectors=False)
+    out["free_seed"] = np.array(free.seed)
+    out["free_top"] = free.eigenvalues
+    d = gt.slq(H, num_probes=3, num_steps=8, seed=5)
+    out["slq_nodes"], out["slq_weights"] = d.nodes, d.weights
+    t = gt.trace(G, num_matvecs=12, seed=9)
+    out["trace"] = np.array([t.estimate, t.bse])
+    out["trace_samples"] = t.samples
+    cs = gt.class_structure(model, data)
+    out["gram_cm"] = cs.eigenvalues("G_cm")
+    out["counts"] = np.asarray(cs.class_counts)
+    out["fingerprint_data"] = np.array(G.fingerprint["data"])
+    return out
+
+
+def main() -> None:
+    rank, world, init, out_dir = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+    torch.set_num_threads(1)
+    model, x, y = make_problem()
+    if world == 0:
+        data = [(x[a:b], y[a:b]) for a, b in [(0, 5), (5, 23)]]
+        np.savez(f"{out_dir}/single.npz", **measure(model, data))
+        return
+    torch.distributed.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
+    try:
+        assert distributed.is_distributed() and distributed.world_size() == world
+        data = [(x[a:b], y[a:b]) for a, b in SHARDS[rank]]
+        res = measure(model, data)
+        if distributed.is_main_process():
+            np.savez(f"{out_dir}/parallel.npz", **res)
+        else:
+            np.savez(f"{out_dir}/rank{rank}.npz", **res)
+        distributed.barrier()
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
