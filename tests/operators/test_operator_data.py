@@ -17,6 +17,8 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, RandomSampler
 
 import gn_theory as gt
 from cases import CASES
+from gn_theory.data import gaussian_mixture
+from gn_theory.models import mlp
 from helpers import allclose_report, compare_matmat
 from references import dense_hessian
 
@@ -146,9 +148,6 @@ def test_random_augmentation_is_refused(tiny):
 
 
 def test_class_structure_refuses_changing_data():
-    from gn_theory.data import gaussian_mixture
-    from gn_theory.models import mlp
-
     X, y = gaussian_mixture(43, 4, 3, seed=0)  # 43 = 5 batches of 8 + 3 dropped
     model = mlp([4, 6, 3], seed=0)
     loader = DataLoader(TensorDataset(X, y), batch_size=8, shuffle=True, drop_last=True,
@@ -245,9 +244,6 @@ def test_non_finite_regression_targets_are_refused():
 
 
 def test_class_structure_with_inf_inputs_raises_a_clear_error():
-    from gn_theory.data import gaussian_mixture
-    from gn_theory.models import mlp
-
     X, y = gaussian_mixture(20, 4, 2, seed=0)
     X[3, 0] = float("inf")
     model = mlp([4, 5, 2], seed=0)

@@ -7,6 +7,7 @@ LayerNorm models in torch 2.13) and explicit ``J^T H_out J`` for Gauss-Newton ma
 
 from __future__ import annotations
 
+import threading
 import warnings
 
 import numpy as np
@@ -628,8 +629,6 @@ class HoldsALock(nn.Module):
 
     def __init__(self):
         super().__init__()
-        import threading
-
         torch.manual_seed(15)
         self.lin, self.out = nn.Linear(3, 4), nn.Linear(4, 2)
         self.drop = nn.Dropout(0.5)
