@@ -18,14 +18,19 @@ process), and nothing is communicated. Backends: ``gloo`` (CPU tensors) and ``nc
 
 from __future__ import annotations
 
+import io
+import json
+import zipfile
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 
 from ._checks import check_seed
-from .exceptions import DataError
+from .exceptions import DataError, ResultFileError
+from .results import atomic_write_bytes, fingerprint
 
 __all__ = [
     "all_gather_union",
@@ -33,10 +38,14 @@ __all__ = [
     "any_rank",
     "barrier",
     "broadcast_seed",
+    "checkpoint_seed",
     "check_same",
     "is_distributed",
     "is_main_process",
+    "load_checkpoint",
+    "operator_key",
     "rank",
+    "save_checkpoint",
     "save_result",
     "world_size",
 ]
@@ -212,3 +221,97 @@ def save_result(result: Any, path: str | Path) -> Path:
         out = stem.with_suffix("") if stem.suffix in (".npz", ".json") else stem
         out = out.parent / (out.name + ".json")
     return out
+
+
+#: Format tag of a checkpoint file.
+CHECKPOINT_FORMAT = "gn_theory.checkpoint"
+
+
+def operator_key(op: Any) -> str | None:
+    """What a checkpoint is tied to: the operator's fingerprint, or a hash of a dense matrix.
+
+    Model operators (and sums of them) carry :attr:`fingerprint` (model parameters,
+    data, loss, kind, parameter selection); a dense matrix is hashed byte for byte.
+    Any other operator has no key (``None``) and cannot be resumed.
+    """
+    fp = getattr(op, "fingerprint", None)
+    if fp:
+        return str(fp.get("operator", fingerprint(fp)))
+    matrix = getattr(op, "matrix", None)
+    if isinstance(matrix, torch.Tensor):
+        return fingerprint(matrix.detach().cpu().numpy())
+    return None
+
+
+def save_checkpoint(path: str | Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
+    """Write a checkpoint atomically on rank 0 (temporary file, fsync, rename); a barrier after.
+
+    The file is one ``.npz`` (no pickles) holding ``arrays`` and a ``__meta__`` JSON text
+    with :data:`CHECKPOINT_FORMAT` and ``meta`` (what the checkpoint is valid for).
+    """
+    if is_main_process():
+        buf = io.BytesIO()
+        header = json.dumps({"format": CHECKPOINT_FORMAT, **meta}, sort_keys=True)
+        np.savez(buf, __meta__=np.array(header), **arrays)
+        atomic_write_bytes(path, buf.getvalue())
+    barrier()
+
+
+def load_checkpoint(path: str | Path, meta: dict[str, Any]) -> dict[str, np.ndarray] | None:
+    """Read a checkpoint written by :func:`save_checkpoint`, refused unless it matches ``meta``.
+
+    Parameters
+    ----------
+    path : str or Path
+        The checkpoint file; a missing file gives ``None`` (nothing to resume).
+    meta : dict
+        What the run needs it to be valid for (operator key, settings, seed...):
+        every entry must equal the checkpoint's.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray or None
+        The arrays.
+
+    Raises
+    ------
+    ResultFileError
+        A truncated or corrupt file, not a gn_theory checkpoint, or one written for
+        another operator (model, data), other settings or another seed (naming which).
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        header = json.loads(str(arrays.pop("__meta__")))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise ResultFileError(
+            f"{path}: not a readable checkpoint (truncated or corrupt: {type(exc).__name__}: "
+            f"{exc}); delete it to start afresh"
+        ) from exc
+    if header.get("format") != CHECKPOINT_FORMAT:
+        raise ResultFileError(f"{path}: not a gn_theory checkpoint")
+    differ = [k for k, v in meta.items() if header.get(k) != json.loads(json.dumps(v))]
+    if differ:
+        what = "; ".join(f"{k}: checkpoint {header.get(k)!r}, this run {meta[k]!r}" for k in differ)
+        raise ResultFileError(
+            f"{path}: the checkpoint was written by another run ({what}); resume only with the "
+            "same operator (model, data, loss), settings and seed, or delete it"
+        )
+    return arrays
+
+
+def checkpoint_seed(path: str | Path) -> int | None:
+    """The seed recorded in a checkpoint (``None`` if there is none, or it is unreadable).
+
+    ``resume=True`` with ``seed=None`` continues with this seed; a corrupt file is
+    reported by :func:`load_checkpoint` afterwards.
+    """
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            seed = json.loads(str(z["__meta__"])).get("seed")
+    except Exception:  # missing or corrupt: load_checkpoint names the problem
+        return None
+    return None if seed is None else int(seed)

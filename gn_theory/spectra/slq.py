@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from .. import _checks
+from .. import _checks, distributed
+from ..exceptions import InvalidInputError
 from ..results.spectra import SpectralDensity
 from . import _krylov
 from ._common import (
@@ -42,6 +44,9 @@ def slq(
     dtype: torch.dtype | None = None,
     check_symmetric: bool = True,
     progress: bool = False,
+    checkpoint: str | Path | None = None,
+    probes_per_checkpoint: int = 1,
+    resume: bool = False,
 ) -> SpectralDensity:
     r"""Stochastic Lanczos quadrature: a spectral density from a few random probes.
 
@@ -77,6 +82,20 @@ def slq(
         would give a meaningless density without any other sign.
     progress : bool, default False
         Show a tqdm bar.
+    checkpoint : str or Path, optional
+        A file (``.npz``) where the probes are checkpointed: they then run in groups
+        of ``probes_per_checkpoint`` (the same probes as without a checkpoint, drawn
+        up front from ``seed``), and after each group the tridiagonal coefficients
+        so far are written atomically (by rank 0 in a data-parallel run). Without
+        it all probes run as one batch.
+    probes_per_checkpoint : int, default 1
+        Probes per group (per checkpoint write).
+    resume : bool, default False
+        Continue from ``checkpoint`` if it exists (else start afresh): the result
+        equals, bit for bit, an uninterrupted run with the same checkpointing.
+        ``seed=None`` takes the checkpoint's seed. A checkpoint written for another
+        operator (model, data, loss: the operator's fingerprint), other settings or
+        seed, or a truncated one, is refused (:class:`~gn_theory.ResultFileError`).
 
     Returns
     -------
@@ -95,6 +114,8 @@ def slq(
     DTypeError
         Complex input, or a half-precision operator that is not a dense
         matrix (a float16 or bfloat16 matrix is computed in float32).
+    ResultFileError
+        ``resume`` with a foreign or corrupt checkpoint.
 
     Examples
     --------
@@ -114,6 +135,18 @@ def slq(
     _checks.check_choice("probes", probes, ("rademacher", "gaussian"))
     m = min(num_steps, P)
     bdtype = basis_dtype(op, dtype)
+    group = _checks.check_positive_int("probes_per_checkpoint", probes_per_checkpoint)
+    key = None
+    if checkpoint is not None:
+        key = distributed.operator_key(op)
+        if resume and key is None:
+            raise InvalidInputError(
+                f"slq: resume=True needs an operator with a fingerprint (a model operator, a "
+                f"sum of them, or a dense matrix); {type(op).__name__} has none, so a "
+                "checkpoint could not be told apart from another operator's"
+            )
+        if resume and seed is None:  # take the checkpoint's seed (if there is one)
+            seed = distributed.checkpoint_seed(checkpoint)
     gen, seed = generator(seed)
     before = op.num_matvecs
     measured: list[float] = []
@@ -121,7 +154,8 @@ def slq(
     probe_rows = None
     if check_symmetric and P > 1:
         rtol = symmetry_rtol(op)
-        if num_probes == 1:  # the probe against one more random vector: one product
+        # the probe against one more random vector (one product) when the first batch has one
+        if num_probes == 1 or (checkpoint is not None and group == 1):
             probe_gen = torch.Generator().manual_seed((seed + 1) % 2**63)
             probe_rows = _krylov.random_rows(1, P, probe_gen, op.device, bdtype)
 
@@ -138,10 +172,47 @@ def slq(
     V0 = _krylov.random_rows(num_probes, P, gen, op.device, bdtype, probes)
     bar = progress_bar(progress, num_probes * m, "slq")
     try:
-        alpha, beta, lengths = _krylov.batched_lanczos(
-            op, V0, m, reorthogonalize=reorthogonalize, probe=probe, probe_rows=probe_rows,
-            progress=None if bar is None else bar.update,
-        )
+        if checkpoint is None:
+            alpha, beta, lengths = _krylov.batched_lanczos(
+                op, V0, m, reorthogonalize=reorthogonalize, probe=probe, probe_rows=probe_rows,
+                progress=None if bar is None else bar.update,
+            )
+            spent = op.num_matvecs - before
+        else:
+            meta = {
+                "estimator": "slq", "operator": key, "num_params": P, "seed": seed,
+                "num_probes": num_probes, "num_steps": m, "probes": probes,
+                "reorthogonalize": bool(reorthogonalize), "basis_dtype": dtype_name(bdtype),
+                "probes_per_checkpoint": group, "check_symmetric": bool(check_symmetric),
+            }
+            saved = distributed.load_checkpoint(checkpoint, meta) if resume else None
+            if saved is None:
+                saved = {
+                    "alpha": np.zeros((0, m)), "beta": np.zeros((0, m)),
+                    "lengths": np.zeros(0, dtype=np.int64), "num_matvecs": np.array(0),
+                    "asymmetry": np.array([], dtype=np.float64),
+                }
+            measured.extend(saved["asymmetry"].tolist())
+            alpha, beta, lengths = saved["alpha"], saved["beta"], saved["lengths"]
+            spent = int(saved["num_matvecs"])
+            if bar is not None:
+                bar.update(int(alpha.shape[0]) * m)
+            for start in range(int(alpha.shape[0]), num_probes, group):
+                mark = op.num_matvecs
+                first = start == 0  # the symmetry check runs on the first group only
+                a, b, n = _krylov.batched_lanczos(
+                    op, V0[start : start + group], m, reorthogonalize=reorthogonalize,
+                    probe=probe if first else None,
+                    probe_rows=probe_rows if first else None,
+                    progress=None if bar is None else bar.update,
+                )
+                alpha, beta = np.concatenate([alpha, a]), np.concatenate([beta, b])
+                lengths = np.concatenate([lengths, np.asarray(n, dtype=np.int64)])
+                spent += op.num_matvecs - mark
+                distributed.save_checkpoint(checkpoint, {
+                    "alpha": alpha, "beta": beta, "lengths": lengths,
+                    "num_matvecs": np.array(spent), "asymmetry": np.array(measured, dtype=np.float64),
+                }, meta)
     finally:
         if bar is not None:
             bar.close()
@@ -153,7 +224,7 @@ def slq(
         num_steps=m,
         num_probes=num_probes,
         bounds=np.array([lo.min(), hi.max()]),
-        num_matvecs=op.num_matvecs - before,
+        num_matvecs=spent,
         seed=seed,
         settings={
             **operator_settings(op),
@@ -165,5 +236,7 @@ def slq(
             "kernel": "gaussian, Papyan width (docs/theory.md 3.2)",
             "check_symmetric": bool(check_symmetric),
             "asymmetry": measured[0] if measured else None,
+            **({} if checkpoint is None else {"probes_per_checkpoint": group}),
         },
     )
+

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from .. import _checks
+from .. import _checks, distributed
+from ..exceptions import InvalidInputError
 from ..results.spectra import TraceEstimate
 from . import _krylov
 from ._common import compute_settings, generator, operator_settings, spectral_operator
@@ -24,6 +26,8 @@ def trace(
     seed: int | None = None,
     probes: Literal["rademacher", "gaussian"] = "rademacher",
     block_size: int = 32,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
 ) -> TraceEstimate:
     r"""Stochastic trace estimate with a standard error (docs/theory.md 3.4).
 
@@ -49,6 +53,16 @@ def trace(
     probes : {"rademacher", "gaussian"}, default "rademacher"
     block_size : int, default 32
         Probes per batched product.
+    checkpoint : str or Path, optional
+        Hutchinson only: a file (``.npz``) where the samples are written atomically
+        after each block of probes (by rank 0 in a data-parallel run).
+    resume : bool, default False
+        Continue from ``checkpoint`` if it exists: the blocks it holds are not
+        multiplied again (their probes are drawn again, to advance the generator),
+        so the result equals an uninterrupted run bit for bit. ``seed=None`` takes
+        the checkpoint's seed. A checkpoint of another operator (its fingerprint),
+        other settings or seed, or a truncated one, is refused
+        (:class:`~gn_theory.ResultFileError`).
 
     Returns
     -------
@@ -57,7 +71,9 @@ def trace(
     Raises
     ------
     InvalidInputError
-        Unknown method/probes, too few matvecs.
+        Unknown method/probes, too few matvecs, ``checkpoint`` with Hutch++.
+    ResultFileError
+        ``resume`` with a foreign or corrupt checkpoint.
     NonFiniteError
         If a product is NaN or inf.
     DTypeError
@@ -80,16 +96,44 @@ def trace(
         "num_matvecs", num_matvecs, minimum=4 if method == "hutch++" else 2
     )
     block_size = _checks.check_positive_int("block_size", block_size)
+    if checkpoint is not None and resume and seed is None:
+        seed = distributed.checkpoint_seed(checkpoint)
     gen, seed = generator(seed)
     before = op.num_matvecs
     dt, dev = op.torch_dtype, op.device
 
+    meta: dict[str, Any] = {}
+    saved: dict[str, np.ndarray] | None = None
+    if checkpoint is not None:
+        if method != "hutchinson":
+            raise InvalidInputError(
+                "trace: checkpoint= is supported for method='hutchinson' only (the hutch++ "
+                "sketch is one step)"
+            )
+        key = distributed.operator_key(op)
+        if resume and key is None:
+            raise InvalidInputError(
+                f"trace: resume=True needs an operator with a fingerprint (a model operator, "
+                f"a sum of them, or a dense matrix); {type(op).__name__} has none"
+            )
+        meta = {
+            "estimator": "trace", "operator": key, "num_params": P, "seed": seed,
+            "method": method, "num_matvecs": num_matvecs, "probes": probes,
+            "block_size": block_size, "dtype": str(dt),
+        }
+        saved = distributed.load_checkpoint(checkpoint, meta) if resume else None
+    spent_before = 0 if saved is None else int(saved["num_matvecs"])
+
     def quad_samples(n: int, deflate: torch.Tensor | None) -> np.ndarray:
-        out = []
+        out = [] if saved is None else [saved["samples"]]
+        have = 0 if saved is None else int(saved["samples"].size)
         done = 0
         while done < n:
             nb = min(block_size, n - done)
             Z = _krylov.random_rows(nb, P, gen, dev, dt, probes)
+            if done < have:  # a block of the checkpoint: drawn again only to advance gen
+                done += nb
+                continue
             if deflate is not None:
                 Z = Z - (Z @ deflate.T) @ deflate
             AZ = _krylov.apply_rows(op, Z, f"trace probes {done + 1}-{done + nb}")
@@ -97,6 +141,11 @@ def trace(
                 AZ = AZ - (AZ @ deflate.T) @ deflate
             out.append((Z * AZ).sum(dim=1).double().cpu().numpy())
             done += nb
+            if checkpoint is not None:
+                distributed.save_checkpoint(checkpoint, {
+                    "samples": np.concatenate(out),
+                    "num_matvecs": np.array(spent_before + op.num_matvecs - before),
+                }, meta)
         return np.concatenate(out)
 
     if method == "hutchinson":
@@ -124,7 +173,7 @@ def trace(
     return TraceEstimate(
         estimate=est,
         bse=se,
-        num_matvecs=op.num_matvecs - before,
+        num_matvecs=spent_before + op.num_matvecs - before,
         method=method,
         samples=s,
         seed=seed,
