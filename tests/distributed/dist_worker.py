@@ -8,6 +8,7 @@ the data and saves ``OUT_DIR/single.npz``.
 
 from __future__ import annotations
 
+import copy
 import sys
 
 import numpy as np
@@ -66,6 +67,22 @@ def measure(model: torch.nn.Module, data: list) -> dict[str, np.ndarray]:
     return out
 
 
+def refusals(model: torch.nn.Module, data: list, rank: int) -> dict[str, np.ndarray]:
+    """Builds refused on every rank together: other parameters on rank 1, an empty shard."""
+    out = {}
+    other = copy.deepcopy(model)
+    if rank == 1:
+        with torch.no_grad():
+            other[0].bias.add_(1.0)
+    for name, m, d in [("refused_params", other, data), ("refused_empty", model, data if rank == 0 else [])]:
+        try:
+            gt.ggn_operator(m, d)
+            out[name] = np.array("")
+        except gt.DataError as exc:
+            out[name] = np.array(str(exc))
+    return out
+
+
 def main() -> None:
     rank, world, init, out_dir = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
     torch.set_num_threads(1)
@@ -79,6 +96,7 @@ def main() -> None:
         assert distributed.is_distributed() and distributed.world_size() == world
         data = [(x[a:b], y[a:b]) for a, b in SHARDS[rank]]
         res = measure(model, data)
+        res.update(refusals(model, data, rank))
         if distributed.is_main_process():
             np.savez(f"{out_dir}/parallel.npz", **res)
         else:
