@@ -123,25 +123,13 @@ def check_real(
 
 
 def check_positive_float(name: str, value: Any) -> float:
-    """Return ``value`` as float if it is a finite number > 0."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{name} must be a finite number > 0; got {value!r}") from exc
-    if not math.isfinite(v) or v <= 0:
-        raise InvalidInputError(f"{name} must be finite and > 0; got {value!r}")
-    return v
+    """Return ``value`` as float if it is a finite real number > 0 (:func:`check_real`'s rule)."""
+    return check_real(name, value, low=0.0, low_open=True)
 
 
 def check_fraction(name: str, value: Any) -> float:
     """Return ``value`` as float if it lies in [0, 1) (a mass or a relative tolerance)."""
-    try:
-        v = float(value)
-    except (TypeError, ValueError) as exc:
-        raise InvalidInputError(f"{name} must be a number in [0, 1); got {value!r}") from exc
-    if not 0.0 <= v < 1.0:
-        raise InvalidInputError(f"{name} must be in [0, 1); got {value!r}")
-    return v
+    return check_real(name, value, low=0.0, high=1.0, high_open=True)
 
 
 def check_real_array(
