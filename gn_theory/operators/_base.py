@@ -499,6 +499,11 @@ class DenseOperator(CurvatureOperator):
         m = torch.as_tensor(matrix)
         if m.ndim != 2 or m.shape[0] != m.shape[1]:
             raise ShapeError(f"expected a square matrix; got shape {tuple(m.shape)}")
+        if m.is_complex():
+            raise DTypeError(
+                "a complex matrix is not supported (its imaginary part would be lost); for a "
+                "Hermitian X + iY use the real symmetric embedding [[X, -Y], [Y, X]]"
+            )
         if dtype is None:
             dtype = m.dtype if m.dtype in _checks_torch.FLOAT_DTYPES else torch.float64
         dtype = _checks_torch.check_float_dtype(dtype)

@@ -170,3 +170,10 @@ def test_abstract_bases_cannot_be_built(tiny):
         gt.operators.ModelCurvatureOperator(model, data)
     with pytest.raises(TypeError, match="abstract"):
         gt.CurvatureOperator(3, "cpu", torch.float64)
+
+
+def test_dense_operator_refuses_complex():
+    with pytest.raises(gt.DTypeError, match="complex"):
+        gt.DenseOperator(np.array([[2, 1j], [-1j, 2]]))
+    with pytest.raises(gt.DTypeError, match="embedding"):
+        gt.as_operator(torch.eye(3, dtype=torch.complex128))
