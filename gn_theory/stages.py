@@ -50,7 +50,6 @@ from .analysis import (
     SUMMARY_FILE,
     Analysis,
     Measurement,
-    TheoryFit,
     fit_theory,
     write_summary,
 )

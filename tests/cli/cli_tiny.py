@@ -19,3 +19,29 @@ RUN_FILES = [
     "figures/predicted_vs_observed.png", "figures/relative_errors.png", "figures/gram.png",
     "figures/training.png",
 ]
+
+import contextlib  # noqa: E402
+import io  # noqa: E402
+
+import pytest  # noqa: E402
+
+from gn_theory.cli import main  # noqa: E402
+
+_CACHE: dict = {}
+
+
+@pytest.fixture
+def tiny_run(tmp_path_factory):
+    """The output directory of `gn-theory run` on the tiny configuration (made once a session).
+
+    A module-level cache, not a conftest.py: a conftest in tests/cli would be imported as
+    ``conftest`` before tests/conftest.py is collected (``--doctest-modules``) and clash with it.
+    """
+    if "run" not in _CACHE:
+        out = tmp_path_factory.mktemp("cli") / "run"
+        printed = io.StringIO()
+        with contextlib.redirect_stdout(printed):
+            assert main(["run", "--out", str(out), *TINY]) == 0
+        (out.parent / "printed.txt").write_text(printed.getvalue())
+        _CACHE["run"] = out
+    return _CACHE["run"]

@@ -7,7 +7,7 @@ import shutil
 
 import pytest
 import torch
-from cli_tiny import TRAIN
+from cli_tiny import TRAIN, tiny_run  # noqa: F401 (fixture)
 
 from gn_theory.cli import main
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from cli_tiny import MEASURE, RUN_FILES, TINY, TRAIN
+from cli_tiny import MEASURE, RUN_FILES, TRAIN, tiny_run  # noqa: F401 (fixture)
 
 import gn_theory
 from gn_theory.analysis import Analysis, Decomposition, Measurement, TheoryFit, read_summary

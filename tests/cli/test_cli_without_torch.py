@@ -10,6 +10,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from cli_tiny import tiny_run  # noqa: F401 (fixture)
 
 from gn_theory.analysis import read_summary
 from gn_theory.cli import main
