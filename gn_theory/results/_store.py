@@ -66,6 +66,10 @@ SCHEMA_VERSION = 1
 #: The ``format`` tag of a result JSON.
 FORMAT = "gn_theory.result"
 
+#: The process umask, read once at import (os.umask can only be read by setting it).
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
 _TAGS = ("__array__", "__result__", "__tuple__", "__float__", "__complex__")
 
 
@@ -208,6 +212,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        # mkstemp creates the file 0600; give it the mode a plain open() would (0666 & ~umask)
+        os.chmod(tmp, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()

@@ -311,3 +311,12 @@ def test_sigkill_during_save_leaves_old_or_new(tmp_path):
         trial += 1
     # the random kill times must have hit both outcomes, or the test tested nothing
     assert seen["old"] > 0 and seen["new"] > 0, seen
+
+
+def test_saved_files_get_the_usual_permissions(tmp_path):
+    umask = os.umask(0)
+    os.umask(umask)
+    _probe().save(tmp_path / "perm")
+    for suffix in (".npz", ".json"):
+        mode = (tmp_path / f"perm{suffix}").stat().st_mode & 0o777
+        assert mode == 0o666 & ~umask, oct(mode)
