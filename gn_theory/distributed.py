@@ -246,6 +246,9 @@ def operator_key(op: Any) -> str | None:
 def save_checkpoint(path: str | Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
     """Write a checkpoint atomically on rank 0 (temporary file, fsync, rename); a barrier after.
 
+    Rank 0 also reads it back (:func:`load_checkpoint`), so the other ranks need no
+    shared file system.
+
     The file is one ``.npz`` (no pickles) holding ``arrays`` and a ``__meta__`` JSON text
     with :data:`CHECKPOINT_FORMAT` and ``meta`` (what the checkpoint is valid for).
     """
@@ -279,7 +282,22 @@ def load_checkpoint(path: str | Path, meta: dict[str, Any]) -> dict[str, np.ndar
         A truncated or corrupt file, not a gn_theory checkpoint, or one written for
         another operator (model, data), other settings or another seed (naming which).
     """
-    path = Path(path)
+    if is_distributed():  # rank 0 reads (no shared file system needed) and tells every rank
+        box: list[Any] = [None]
+        if is_main_process():
+            try:
+                box[0] = ("ok", _read_checkpoint(Path(path), meta))
+            except ResultFileError as exc:
+                box[0] = ("error", str(exc))
+        dist.broadcast_object_list(box, src=0)
+        kind, value = box[0]
+        if kind == "error":
+            raise ResultFileError(value)
+        return value
+    return _read_checkpoint(Path(path), meta)
+
+
+def _read_checkpoint(path: Path, meta: dict[str, Any]) -> dict[str, np.ndarray] | None:
     if not path.exists():
         return None
     try:
@@ -309,9 +327,15 @@ def checkpoint_seed(path: str | Path) -> int | None:
     ``resume=True`` with ``seed=None`` continues with this seed; a corrupt file is
     reported by :func:`load_checkpoint` afterwards.
     """
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            seed = json.loads(str(z["__meta__"])).get("seed")
-    except Exception:  # missing or corrupt: load_checkpoint names the problem
-        return None
+    seed = None
+    if is_main_process():
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                seed = json.loads(str(z["__meta__"])).get("seed")
+        except Exception:  # missing or corrupt: load_checkpoint names the problem
+            seed = None
+    if is_distributed():  # rank 0's file, told to every rank
+        box: list[Any] = [seed]
+        dist.broadcast_object_list(box, src=0)
+        seed = box[0]
     return None if seed is None else int(seed)

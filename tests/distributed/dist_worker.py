@@ -83,6 +83,20 @@ def refusals(model: torch.nn.Module, data: list, rank: int) -> dict[str, np.ndar
     return out
 
 
+def resumed(model: torch.nn.Module, data: list, path: str) -> dict[str, np.ndarray]:
+    """SLQ checkpointed in groups of 2 probes, then resumed (seed from the checkpoint)."""
+    H = gt.hessian_operator(model, data)
+    first = gt.slq(H, num_probes=3, num_steps=8, seed=5, checkpoint=path, probes_per_checkpoint=2)
+    again = gt.slq(
+        H, num_probes=3, num_steps=8, seed=None, checkpoint=path, probes_per_checkpoint=2,
+        resume=True,
+    )
+    return {
+        "ck_nodes": first.nodes, "resumed_nodes": again.nodes,
+        "resumed_seed": np.array(again.seed), "resumed_matvecs": np.array(again.num_matvecs),
+    }
+
+
 def main() -> None:
     rank, world, init, out_dir = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
     torch.set_num_threads(1)
@@ -97,6 +111,8 @@ def main() -> None:
         data = [(x[a:b], y[a:b]) for a, b in SHARDS[rank]]
         res = measure(model, data)
         res.update(refusals(model, data, rank))
+        # rank 1's checkpoint path does not exist: only rank 0 writes and reads checkpoints
+        res.update(resumed(model, data, f"{out_dir}/ck.npz" if rank == 0 else f"{out_dir}/no/ck.npz"))
         if distributed.is_main_process():
             np.savez(f"{out_dir}/parallel.npz", **res)
         else:

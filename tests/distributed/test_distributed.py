@@ -118,3 +118,12 @@ def test_unreplicated_model_and_empty_shard_refused_on_every_rank(runs):
     for res in (parallel, other):
         assert "differs between ranks (ranks [1]" in str(res["refused_params"])
         assert "the shards of ranks [1] hold no samples" in str(res["refused_empty"])
+
+
+def test_checkpointed_slq_resumes_on_every_rank(runs):
+    single, parallel, other = runs
+    for res in (parallel, other):
+        assert int(res["resumed_seed"]) == 5
+        assert np.array_equal(res["resumed_nodes"], res["ck_nodes"])
+        assert int(res["resumed_matvecs"]) == 24  # 3 probes x 8 steps (symmetry check free)
+    np.testing.assert_allclose(parallel["ck_nodes"], single["slq_nodes"], rtol=0, atol=1e-10 * 10)
