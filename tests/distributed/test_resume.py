@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.sparse.linalg import aslinearoperator
 
 import gn_theory as gt
 from gn_theory.exceptions import InvalidInputError, ResultFileError
@@ -110,8 +111,6 @@ def test_foreign_and_truncated_checkpoints_are_refused(tmp_path):
 
 
 def test_resume_needs_a_fingerprint(tmp_path):
-    from scipy.sparse.linalg import aslinearoperator
-
     A = aslinearoperator(np.eye(4))
     with pytest.raises(InvalidInputError, match="fingerprint"):
         gt.slq(A, num_probes=2, num_steps=2, checkpoint=tmp_path / "c.npz", resume=True)
