@@ -120,6 +120,8 @@ def spectral_measure(spectrum: Any, *, name: str = "eigenvalues") -> SpectralMea
     >>> m.values.tolist(), m.weights.tolist(), m.num_params
     ([3.0, 2.0, 1.0], [0.3333333333333333, 0.3333333333333333, 0.3333333333333333], 3)
     """
+    if isinstance(spectrum, SpectralMeasure):
+        return spectrum
     if hasattr(spectrum, "nodes") and hasattr(spectrum, "weights"):
         nodes = np.asarray(spectrum.nodes, dtype=np.float64)
         weights = np.asarray(spectrum.weights, dtype=np.float64)
@@ -624,6 +626,9 @@ class SpectralDensity(Result):
             ("operator", f"{self.settings.get('kind', '-')}, P = {self.num_params}"),
             ("probes x steps", f"{self.num_probes} x {self.num_steps} "
                                f"({self.settings.get('probes', '-')})"),
+            *([("deflated (exact, weight 1/P)",
+                f"{self.num_deflated}: {fmt_values(self.deflated_eigenvalues)}")]
+              if self.num_deflated else []),
             ("range", f"[{lb:.4g}, {ub:.4g}]"),
             ("mean (tr A / P)", f"{self.moment(1):.4g}"),
             ("tr A estimate", f"{self.trace_estimate:.4g}"),
@@ -649,7 +654,8 @@ class SpectralDensity(Result):
         lb, ub = self.spectral_range
         return (
             f"SpectralDensity(num_probes={self.num_probes}, num_steps={self.num_steps}, "
-            f"P={self.num_params}, range=[{lb:.4g}, {ub:.4g}], num_matvecs={self.num_matvecs})"
+            f"P={self.num_params}, range=[{lb:.4g}, {ub:.4g}], num_matvecs={self.num_matvecs}"
+            + (f", num_deflated={self.num_deflated})" if self.num_deflated else ")")
         )
 
 

@@ -43,6 +43,7 @@ Torch-free: the input is read by :func:`gn_theory.results.spectra.spectral_measu
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -55,7 +56,7 @@ from .._checks import check_alpha, check_choice, check_fraction, check_nonneg_in
 from .._format import fmt_values
 from ..exceptions import ConvergenceWarning, InvalidInputError
 from ..results import Result, Summary
-from ..results.spectra import spectral_measure
+from ..results.spectra import SpectralMeasure, spectral_measure
 from ._bootstrap import (
     BOOTSTRAP_KINDS,
     BootstrapKind,
@@ -72,6 +73,8 @@ FitMethod = Literal["moments", "ks", "mle"]
 
 _MAX_TRIM_ROUNDS = 50
 _METHODS = ("moments", "ks")
+#: Largest |eigenvalue| fitted as given; outside this range the values are rescaled first.
+_SAFE_RANGE = (1e-100, 1e100)
 #: Default bootstrap replicates per method (a KS refit costs a Nelder-Mead run).
 DEFAULT_BOOTSTRAP = {"moments": 200, "ks": 50}
 _MIN_RATIO = 1e-8
@@ -456,6 +459,21 @@ class MarchenkoPasturFit(FitResultMixin, Result):
     identification: str = ""
 
     param_names = ("scale", "ratio")
+
+    def _rescaled(self, c: float) -> MarchenkoPasturFit:
+        """This fit for the spectrum multiplied by ``c`` (a power of two: exact)."""
+        params, bse, boot = self.params.copy(), self.bse.copy(), self.bootstrap_params.copy()
+        params[0] *= c
+        bse[0] *= c
+        if boot.size:
+            boot[:, 0] *= c
+        note = f"fitted on the values divided by 2**{round(math.log2(c))} (to stay in floating-point range)"
+        return dataclasses.replace(
+            self, params=params, bse=bse, bootstrap_params=boot, data=self.data * c,
+            outliers=self.outliers * c, zero_threshold=self.zero_threshold * c,
+            outlier_cut=self.outlier_cut * c,
+            message=f"{self.message}; {note}" if self.message else note,
+        )
 
     # -- parameters ------------------------------------------------------------------
     @property
@@ -870,6 +888,16 @@ def fit_marchenko_pastur(
     xmax = float(np.max(np.abs(x)))
     if xmax == 0.0:
         raise InvalidInputError("every eigenvalue is zero: there is no bulk to fit")
+    if not _SAFE_RANGE[0] <= xmax <= _SAFE_RANGE[1]:
+        # third moments of values near 1e103 overflow and those near 1e-110 underflow: fit on the
+        # values divided by a power of two (exact in floating point) and scale the result back
+        c = 2.0 ** round(math.log2(xmax))
+        fit = fit_marchenko_pastur(
+            SpectralMeasure(x / c, w, m.num_params, m.weighted), ratio=ratio, method=method, exclude_outliers=exclude_outliers, zero_tol=ztol,
+            atom=atom, num_bootstrap=num_bootstrap, bootstrap=bootstrap, alpha=a, seed=seed,
+            maxiter=maxiter,
+        )
+        return fit._rescaled(c)
     thresh = ztol * xmax
 
     # -- 1. zeros (the atom) and negatives ---------------------------------------------

@@ -33,6 +33,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
+from .._checks import check_rng
 from ..exceptions import InvalidInputError
 from ._common import check_ratio_scale
 
@@ -336,7 +337,16 @@ class MarchenkoPastur:
         eigenvalues of one finite random matrix; for those use
         :func:`gn_theory.rmt.sample_covariance_eigenvalues`.
         """
-        rng = np.random.default_rng(random_state)
+        sizes = (size,) if isinstance(size, (int, np.integer)) else size
+        if (
+            not isinstance(sizes, tuple)
+            or not all(isinstance(n, (int, np.integer)) and not isinstance(n, bool) for n in sizes)
+            or any(n < 0 for n in sizes)
+        ):
+            raise InvalidInputError(
+                f"size must be a non-negative int or a tuple of them; got {size!r}"
+            )
+        rng = check_rng(random_state)
         return self.ppf(rng.uniform(size=size))
 
     # -- transforms ------------------------------------------------------------
@@ -352,14 +362,27 @@ class MarchenkoPastur:
         z = np.asarray(z, dtype=complex)
         s, g = self.scale, self.ratio
         lo, hi = self.lower_edge, self.upper_edge
-        # product of principal roots selects the branch ~ 1/z and G(x + i0) on the cut
+        # product of principal roots selects the branch ~ 1/z and G(x + i0) on the cut;
+        # the root (b - root) / (2 s g z) of the quadratic equals 2 / (b + root), which has no
+        # 0/0 at z = 0 (G(0) = -E[1/X] = -1 / (s (1 - g)) for g < 1)
         root = np.sqrt(z - lo) * np.sqrt(z - hi)
+        b = z - s * (1.0 - g)
+        full_atom = max(0.0, 1.0 - 1.0 / g)
         with np.errstate(divide="ignore", invalid="ignore"):
-            G = (z - s * (1.0 - g) - root) / (2.0 * s * g * z)
-        if self.nonzero:
-            full_atom = max(0.0, 1.0 - 1.0 / g)
-            with np.errstate(divide="ignore", invalid="ignore"):
+            plus, minus = b + root, b - root
+            # of the two equal forms take the one without cancellation (near z = 0 with an atom,
+            # b + root -> 0 and the quotient form is the stable one)
+            G = np.where(np.abs(plus) >= np.abs(minus), 2.0 / plus, minus / (2.0 * s * g * z))
+            if self.nonzero and full_atom > 0:
                 G = (G - full_atom / z) / (1.0 - full_atom)
+        at_zero = z == 0
+        if np.any(at_zero):
+            if full_atom > 0 and self.nonzero:
+                # the nonzero part is MP(1/g, s g): G(0) = -1 / (s (g - 1))
+                G = np.where(at_zero, -1.0 / (s * (g - 1.0)) + 0j, G)
+            elif full_atom > 0 or g == 1.0:
+                # the atom at zero (g > 1) or the 1/sqrt(x) edge (g = 1): E[1/X] is infinite
+                G = np.where(at_zero, complex(np.nan, np.nan), G)
         return G
 
     def interval(self, confidence: float) -> tuple[float, float]:

@@ -27,10 +27,13 @@ from typing import Any, Literal
 import numpy as np
 from scipy import stats
 
-from .._checks import check_alpha, check_real_array
+from .._checks import check_alpha, check_choice, check_real_array
 from ..exceptions import InvalidInputError
 from ..results import Result, Summary
 from ._common import FitResultMixin
+
+#: Covariance estimators of statsmodels' ``OLS.fit`` that need no extra keywords.
+COV_TYPES = ("nonrobust", "HC0", "HC1", "HC2", "HC3")
 
 __all__ = ["scaling_fit", "ScalingFit"]
 
@@ -324,6 +327,11 @@ class ScalingFit(FitResultMixin, Result):
                 "The back-transformed prefactor exp(intercept) is the median of y at given x "
                 "under log-normal errors, not its mean."
             )
+        if math.isnan(self.rsquared):
+            notes.append(
+                "y is constant: there is no variation to explain, so R^2 is undefined (nan); "
+                "the fitted slope is 0 up to round-off."
+            )
         if self.nobs < 6:
             notes.append(
                 f"Only {self.nobs} points: the standard errors rest on {self.df_resid:g} degrees "
@@ -365,7 +373,7 @@ def scaling_fit(
         ``"none"``): :math:`y = a + b x`.
     alpha : float, default 0.05
         Default level of the confidence intervals (``1 - alpha`` coverage).
-    cov_type : str, default "nonrobust"
+    cov_type : {"nonrobust", "HC0", "HC1", "HC2", "HC3"}, default "nonrobust"
         Passed to statsmodels ``OLS.fit`` (e.g. ``"HC3"`` for
         heteroscedasticity-robust standard errors, which then use normal
         quantiles).
@@ -410,6 +418,7 @@ def scaling_fit(
     """
     mode = _normalise_log(log)
     a = check_alpha(alpha)
+    cov_type = check_choice("cov_type", cov_type, COV_TYPES)
     xv, yv = check_real_array(x, "x"), check_real_array(y, "y")
     if xv.size != yv.size:
         raise InvalidInputError(
@@ -427,6 +436,8 @@ def scaling_fit(
             f"x is constant ({xv[0]!r} everywhere): the slope is not identifiable"
         )
     res = _ols(xt, yt, cov_type)
+    # a constant y leaves nothing to explain: R^2 = 1 - SSR/TSS is 0/0, not statsmodels' -inf
+    constant_y = np.ptp(yt) <= 1e-12 * max(1.0, float(np.max(np.abs(yt))))
     fit = ScalingFit(
         x=xv.copy(),
         y=yv.copy(),
@@ -435,8 +446,8 @@ def scaling_fit(
         bse=np.asarray(res.bse, float),
         cov_params=np.asarray(res.cov_params(), float),
         alpha=a,
-        rsquared=float(res.rsquared),
-        rsquared_adj=float(res.rsquared_adj),
+        rsquared=math.nan if constant_y else float(res.rsquared),
+        rsquared_adj=math.nan if constant_y else float(res.rsquared_adj),
         nobs=int(res.nobs),
         df_resid=float(res.df_resid),
         pvalues=np.asarray(res.pvalues, float),
