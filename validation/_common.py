@@ -154,12 +154,16 @@ def parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--out", default=str(ROOT / "out"), help="folder for figures and JSON")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="torch device, e.g. cuda")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: the sizes are timed single-threaded; "
+                        "more threads on a busy machine only oversubscribe it)")
     return p
 
 
 def script_main(module: Any, argv: Sequence[str] | None = None) -> int:
     """``main`` of a script: run it, print its verdicts; 0 if every tested claim passed, else 1."""
     args = parser((module.__doc__ or "").split("\n\n")[0]).parse_args(argv)
+    torch.set_num_threads(max(int(args.threads), 1))
     t0 = time.perf_counter()
     numbers = module.run(args.size, out=args.out, seed=args.seed, device=args.device)
     for row in numbers["claims"]:
