@@ -19,6 +19,10 @@ re-exported here.
 * :func:`slq` -- stochastic Lanczos quadrature: a :class:`SpectralDensity`
   keeping every probe's Ritz nodes and Gauss weights; all probes share one
   batched product per step.
+* :func:`spectral_density` -- the density users plot: the top k eigenpairs
+  exactly (deflated), SLQ on the rest; the fast default (docs/performance.md).
+* :func:`deflated_operator` -- ``(I - QQ^T) A (I - QQ^T) + s QQ^T`` for computed
+  eigenpairs (Lanczos on the rest of the spectrum).
 * :func:`trace` -- Hutchinson or Hutch++ with a standard error, probes batched.
 * :func:`outliers` -- separate outliers from the bulk (largest log gap, or
   above a supplied bulk edge).
@@ -44,6 +48,14 @@ from ..results.spectra import (
     TraceEstimate,
     spectral_measure,
 )
+from .density import (
+    DEFAULT_DEFLATE,
+    DEFAULT_DENSITY_PROBES,
+    DEFAULT_DENSITY_STEPS,
+    DeflatedOperator,
+    deflated_operator,
+    spectral_density,
+)
 from .eigh import eigh
 from .lanczos import lanczos
 from .outliers import outliers
@@ -56,6 +68,9 @@ __all__ = [
     "eigh",
     "lanczos",
     "slq",
+    "spectral_density",
+    "deflated_operator",
+    "DeflatedOperator",
     "trace",
     "outliers",
     "check_symmetric",
@@ -71,4 +86,7 @@ __all__ = [
     "PAPYAN_KAPPA",
     "DEFAULT_SLQ_STEPS",
     "DEFAULT_SLQ_PROBES",
+    "DEFAULT_DEFLATE",
+    "DEFAULT_DENSITY_PROBES",
+    "DEFAULT_DENSITY_STEPS",
 ]

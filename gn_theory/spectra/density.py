@@ -1,0 +1,384 @@
+r"""Spectral densities with the top eigenpairs deflated: exact outliers, SLQ on the rest.
+
+The spectrum of a trained classifier's Hessian or Gauss-Newton matrix is a few
+outliers far above a bulk crowded near zero. Plain stochastic Lanczos
+quadrature (:func:`~gn_theory.spectra.slq`) spends its steps on them: the
+outliers set the Lanczos range, every probe re-discovers them, and it weighs
+each with a random weight :math:`(v^\top u_i)^2` instead of :math:`1/P`, an
+error of order :math:`\lambda_i/P` in the Wasserstein distance per outlier
+that more steps do not remove. :func:`spectral_density` computes the top k
+eigenpairs once (:func:`~gn_theory.spectra.lanczos`, or a :class:`Spectrum`
+the caller already has), runs SLQ on the deflated operator
+
+.. math:: A_\perp = (I - QQ^\top)\,A\,(I - QQ^\top)
+
+with probes in the complement of :math:`Q`, and adds the k eigenvalues with
+their exact weight :math:`1/P` to every probe's quadrature (Papyan,
+arXiv:2008.11865; Bhattacharjee, Jiang, Musco, Musco, SODA 2025, prove an
+error :math:`\epsilon\,\sigma_{k+1}` instead of :math:`\epsilon\,\|A\|` for
+this construction). The result is an ordinary :class:`SpectralDensity`: one
+quadrature per probe (``nodes``, ``weights``), the deflated eigenvalues
+included, so the MP fit, the BGN transform and the plots read it unchanged.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import numpy as np
+import torch
+
+from .. import _checks
+from ..exceptions import InvalidInputError, ShapeError
+from ..operators import CurvatureOperator
+from ..results.spectra import SpectralDensity, Spectrum
+from . import _krylov
+from ._common import (
+    basis_dtype,
+    compute_settings,
+    dtype_name,
+    generator,
+    operator_settings,
+    progress_bar,
+    spectral_operator,
+)
+from .lanczos import lanczos
+from .symmetry import check_symmetric as _probe_symmetry
+
+__all__ = [
+    "spectral_density",
+    "deflated_operator",
+    "DeflatedOperator",
+    "DEFAULT_DEFLATE",
+    "DEFAULT_DENSITY_PROBES",
+    "DEFAULT_DENSITY_STEPS",
+]
+
+#: Eigenpairs deflated by default (the C outliers of a 10-class problem).
+DEFAULT_DEFLATE = 10
+#: Probes of the deflated SLQ by default (chosen from the accuracy-time curves of
+#: benchmarks/bench_spectra.py, docs/performance.md).
+DEFAULT_DENSITY_PROBES = 2
+#: Lanczos steps per probe of the deflated SLQ by default (same curves).
+DEFAULT_DENSITY_STEPS = 80
+
+
+class DeflatedOperator(CurvatureOperator):
+    r""":math:`(I - QQ^\top) A (I - QQ^\top) + s\,QQ^\top` for orthonormal columns Q (P, k).
+
+    Built by :func:`deflated_operator`. Its spectrum is A's with the
+    eigenvalues of the deflated pairs replaced by the shift s (k copies). A
+    product is one product with A (counted there too) plus :math:`6kP` flops
+    per column for the projections, in A's precision.
+
+    Parameters
+    ----------
+    op : CurvatureOperator
+        The operator A.
+    basis : torch.Tensor
+        Q, shape (P, k), orthonormal columns.
+    shift : float, default 0.0
+        Eigenvalue s given to span(Q).
+    """
+
+    kind = "deflated"
+
+    def __init__(self, op: CurvatureOperator, basis: torch.Tensor, shift: float = 0.0) -> None:
+        super().__init__(op.num_params, op.device, op.torch_dtype)
+        self.op = op
+        self.basis = basis.to(device=op.device, dtype=op.torch_dtype)
+        self.shift = float(shift)
+        self.layout = op.layout
+        self.metadata = {
+            **op.metadata, "kind": self.kind, "deflated_kind": op.kind,
+            "num_deflated": int(basis.shape[1]), "shift": self.shift,
+        }
+
+    def _matmat_torch(self, V: torch.Tensor) -> torch.Tensor:
+        Q = self.basis
+        C = Q.T @ V
+        W = self.op._apply(V - Q @ C)
+        W = W - Q @ (Q.T @ W)
+        if self.shift:
+            W = W + Q @ (self.shift * C)
+        return W
+
+
+def _orthonormal_basis(spectrum: Spectrum, P: int) -> torch.Tensor:
+    """Validated eigenvectors of ``spectrum`` as orthonormal columns (float64, CPU)."""
+    vec = spectrum.eigenvectors
+    if vec is None:
+        raise InvalidInputError(
+            "the Spectrum has no eigenvectors; compute it with "
+            "lanczos(..., return_eigenvectors=True)"
+        )
+    vec = np.asarray(vec, dtype=np.float64)
+    k = np.size(spectrum.eigenvalues)
+    if vec.ndim != 2 or vec.shape != (P, k):
+        raise ShapeError(
+            f"the Spectrum's eigenvectors must have shape (P, k) = ({P}, {k}); got {vec.shape}"
+        )
+    if k >= P:
+        raise InvalidInputError(
+            f"{k} eigenpairs leave no complement in P = {P}; use eigh for the whole spectrum"
+        )
+    if not np.all(np.isfinite(vec)):
+        raise InvalidInputError("the Spectrum's eigenvectors hold NaN or inf")
+    # the Ritz vectors are orthonormal to round-off already; QR keeps their span exactly
+    Q, _ = torch.linalg.qr(torch.as_tensor(vec))
+    return Q
+
+
+def deflated_operator(A: Any, spectrum: Spectrum, *, shift: float = 0.0) -> DeflatedOperator:
+    r"""The operator with computed eigenpairs deflated: :math:`(I-QQ^\top)A(I-QQ^\top) + sQQ^\top`.
+
+    Q holds the eigenvectors of ``spectrum`` (made orthonormal). If they are
+    exact, the result has A's eigenvalues with those of ``spectrum`` replaced
+    by ``shift``: its range is the rest of the spectrum, which is what makes
+    Lanczos on it converge faster (for the smallest eigenvalues of a Hessian
+    whose top outliers set the range, deflate the top and pass the smallest
+    deflated eigenvalue as ``shift``, so that the k copies of the shift lie
+    above every wanted value and inside the remaining range).
+
+    Parameters
+    ----------
+    A : CurvatureOperator, scipy LinearOperator, numpy.ndarray or torch.Tensor
+        Symmetric operator.
+    spectrum : Spectrum
+        Eigenpairs of A with eigenvectors, e.g. ``lanczos(A, k)``.
+    shift : float, default 0.0
+        Eigenvalue given to the deflated span.
+
+    Returns
+    -------
+    DeflatedOperator
+        A :class:`~gn_theory.operators.CurvatureOperator`; its products also
+        count on ``A``.
+
+    Raises
+    ------
+    InvalidInputError
+        ``spectrum`` is not a Spectrum, has no eigenvectors, holds NaN or
+        inf, or as many pairs as P; a non-finite ``shift``.
+    ShapeError
+        Eigenvectors not of shape (P, k).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gn_theory.spectra import deflated_operator, eigh, lanczos
+    >>> A = np.diag([10.0, 5.0, 3.0, 2.0, 1.0])
+    >>> top = lanczos(A, 2, seed=0)
+    >>> eigh(deflated_operator(A, top, shift=3.0).to_dense()).eigenvalues.round(8).tolist()
+    [3.0, 3.0, 3.0, 2.0, 1.0]
+    """
+    op = spectral_operator(A)
+    if not isinstance(spectrum, Spectrum):
+        raise InvalidInputError(
+            f"spectrum must be a Spectrum with eigenvectors (from lanczos or eigh); got "
+            f"{type(spectrum).__name__}"
+        )
+    if isinstance(shift, bool) or not isinstance(shift, (int, float, np.integer, np.floating)):
+        raise InvalidInputError(f"shift must be a real number; got {shift!r}")
+    if not np.isfinite(shift):
+        raise InvalidInputError(f"shift must be finite; got {shift}")
+    return DeflatedOperator(op, _orthonormal_basis(spectrum, op.num_params), float(shift))
+
+
+def _deflation_pairs(
+    op: CurvatureOperator, deflate: Any, *, tol: float, seed: int, check_symmetric: bool,
+    dtype: torch.dtype | None, progress: bool,
+) -> tuple[Spectrum | None, str]:
+    """The Spectrum to deflate (computed or given) and where it came from."""
+    P = op.num_params
+    if isinstance(deflate, Spectrum):
+        return deflate, "given"
+    if isinstance(deflate, bool) or not isinstance(deflate, (int, np.integer)):
+        raise InvalidInputError(
+            f"deflate must be a number of eigenpairs (int >= 0) or a Spectrum with "
+            f"eigenvectors; got {type(deflate).__name__}"
+        )
+    k = _checks.check_nonneg_int("deflate", deflate)
+    if k == 0:
+        return None, "none"
+    if k >= P:
+        raise InvalidInputError(
+            f"deflate = {k} must be below the dimension P = {P} (use eigh for the whole spectrum)"
+        )
+    spec = lanczos(
+        op, k, "largest", tol=tol, seed=seed, return_eigenvectors=True, dtype=dtype,
+        check_symmetric=check_symmetric, progress=progress,
+    )
+    return spec, "lanczos"
+
+
+def spectral_density(
+    A: Any,
+    *,
+    deflate: int | Spectrum = DEFAULT_DEFLATE,
+    num_probes: int = DEFAULT_DENSITY_PROBES,
+    num_steps: int = DEFAULT_DENSITY_STEPS,
+    seed: int | None = None,
+    tol: float = 1e-8,
+    probes: Literal["rademacher", "gaussian"] = "rademacher",
+    dtype: torch.dtype | None = None,
+    check_symmetric: bool = True,
+    progress: bool = False,
+) -> SpectralDensity:
+    r"""Spectral density: the top eigenpairs exactly, SLQ on the deflated rest.
+
+    The k largest eigenpairs :math:`(\lambda_i, q_i)` come from
+    :func:`lanczos` (to ``tol``), or from ``deflate`` if it is a
+    :class:`Spectrum` with eigenvectors (e.g. the top-k already computed for
+    the outliers: then no product is spent on them). Each probe (projected on
+    the complement of :math:`Q = [q_1, \dots, q_k]`) runs ``num_steps``
+    Lanczos steps with :math:`A_\perp = (I - QQ^\top) A (I - QQ^\top)`, all
+    probes in one batched product per step, with full reorthogonalisation.
+    Probe l's quadrature is the k eigenvalues with weight :math:`1/P` each
+    and its Ritz values with their Gauss weights times :math:`(P - k)/P`, so
+    every row of ``weights`` sums to 1 and
+    :math:`\sum_k \tau_k g(\theta_k)` estimates :math:`\frac1P\operatorname{tr} g(A)`.
+
+    Parameters
+    ----------
+    A : CurvatureOperator, scipy LinearOperator, numpy.ndarray or torch.Tensor
+        Symmetric operator.
+    deflate : int or Spectrum, default 10
+        Number k of largest eigenpairs to deflate (0: plain SLQ, as
+        :func:`slq`), or a :class:`Spectrum` holding them (any ``which``;
+        its eigenvalues and eigenvector columns are used as they are).
+    num_probes : int, default 2
+        Probes of the deflated SLQ.
+    num_steps : int, default 80
+        Lanczos steps per probe (capped at P - k). The defaults (10, 2, 80)
+        were chosen from the accuracy-time curves in docs/performance.md: on
+        the benchmark's models they reach the Wasserstein-1 distance and the
+        log-scale resolution near zero of plain SLQ with 10 probes x 80 steps
+        with about a quarter of its products. ``num_steps=128`` (Papyan's M,
+        :func:`slq`'s default) resolves the bulk near zero on a log scale as
+        well as :func:`slq`'s 10 x 128 with about a quarter of its products.
+    seed : int, optional
+        Seed of the deflation Lanczos start and of the probes.
+    tol : float, default 1e-8
+        Relative residual tolerance of the deflated eigenpairs (:func:`lanczos`).
+    probes : {"rademacher", "gaussian"}, default "rademacher"
+        Probe distribution (before projection and normalisation).
+    dtype : torch.dtype, optional
+        Basis precision (default the operator's).
+    check_symmetric : bool, default True
+        Probe symmetry first (inside :func:`lanczos` when it runs, else with
+        :func:`check_symmetric`).
+    progress : bool, default False
+        Show tqdm bars.
+
+    Returns
+    -------
+    SpectralDensity
+        ``nodes``/``weights`` of shape (num_probes, k + m), each row
+        **descending**, the k deflated eigenvalues included with weight 1/P;
+        ``deflated_eigenvalues`` (descending), ``bulk_bounds`` (the range of
+        the deflated operator, which sets the default kernel width),
+        ``num_matvecs`` (deflation included), ``settings`` (``method``,
+        ``deflate``, ``deflation_source``, ``deflation_num_matvecs``, ...).
+
+    Raises
+    ------
+    InvalidInputError
+        Bad counts, ``deflate`` not below P, a Spectrum without eigenvectors.
+    NotSymmetricError
+        If ``check_symmetric`` and the probe fails.
+    NonFiniteError
+        If a product is NaN or inf.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gn_theory.spectra import spectral_density
+    >>> ev = np.r_[[50.0, 40.0, 30.0], np.linspace(0.0, 1.0, 297)]
+    >>> d = spectral_density(np.diag(ev), deflate=3, num_probes=2, num_steps=20, seed=0)
+    >>> d.deflated_eigenvalues.round(8).tolist(), d.nodes.shape
+    ([50.0, 40.0, 30.0], (2, 23))
+    >>> bool(np.allclose(d.weights.sum(axis=1), 1.0)), round(d.moment(1), 6), round(float(ev.mean()), 6)
+    (True, 0.895, 0.895)
+    """
+    op = spectral_operator(A)
+    P = op.num_params
+    num_probes = _checks.check_positive_int("num_probes", num_probes)
+    num_steps = _checks.check_positive_int("num_steps", num_steps)
+    _checks.check_choice("probes", probes, ("rademacher", "gaussian"))
+    tol = _checks.check_positive_float("tol", tol)
+    check_symmetric = bool(check_symmetric)
+    bdtype = basis_dtype(op, dtype)
+    gen, seed = generator(seed)
+    before = op.num_matvecs
+    spec, source = _deflation_pairs(
+        op, deflate, tol=tol, seed=seed, check_symmetric=check_symmetric, dtype=dtype,
+        progress=progress,
+    )
+    defl_matvecs = op.num_matvecs - before
+    if check_symmetric and source != "lanczos" and P > 1:
+        _probe_symmetry(op, seed=seed)
+    if spec is None:
+        ev = np.zeros(0)
+        Qt = torch.zeros(P, 0, dtype=bdtype, device=op.device)
+        work: CurvatureOperator = op
+    else:
+        ev = np.asarray(spec.eigenvalues, float)
+        Qt = _orthonormal_basis(spec, P).to(device=op.device, dtype=bdtype)
+        work = DeflatedOperator(op, Qt)
+    k = ev.size
+    m = min(num_steps, P - k)
+    V0 = _krylov.random_rows(num_probes, P, gen, op.device, bdtype, probes)
+    if k:
+        V0 = V0 - (V0 @ Qt) @ Qt.T
+        V0 = V0 - (V0 @ Qt) @ Qt.T
+    bar = progress_bar(progress, num_probes * m, "deflated slq" if k else "slq")
+    try:
+        alpha, beta, lengths = _krylov.batched_lanczos(
+            work, V0, m, reorthogonalize=True, progress=None if bar is None else bar.update,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+    nodes_b, weights_b, lo, hi = _krylov.gauss_quadrature(alpha, beta, lengths)
+    bulk_share = (P - k) / P
+    nodes = np.concatenate([np.broadcast_to(ev, (num_probes, k)), nodes_b], axis=1)
+    weights = np.concatenate(
+        [np.full((num_probes, k), 1.0 / P), weights_b * bulk_share], axis=1
+    )
+    order = np.argsort(-nodes, axis=1, kind="stable")
+    nodes = np.take_along_axis(nodes, order, axis=1)
+    weights = np.take_along_axis(weights, order, axis=1)
+    bulk = np.array([lo.min(), hi.max()])
+    bounds = bulk.copy() if k == 0 else np.array([min(bulk[0], ev.min()), max(bulk[1], ev.max())])
+    settings: dict[str, Any] = {
+        **operator_settings(op),
+        **compute_settings(A, op),
+        "method": "deflated_slq" if k else "slq",
+        "deflate": int(k),
+        "deflation_source": source,
+        "deflation_num_matvecs": int(defl_matvecs),
+        "probes": probes,
+        "reorthogonalize": True,
+        "basis_dtype": dtype_name(bdtype),
+        "lengths": lengths.tolist(),
+        "kernel": "gaussian, Papyan width on the deflated range (THEORY 3.2)",
+        "check_symmetric": check_symmetric,
+    }
+    if spec is not None:
+        settings["deflation_tol"] = tol if source == "lanczos" else spec.settings.get("tol")
+        settings["deflation_max_residual"] = float(np.max(spec.residual_norms, initial=0.0))
+        settings["deflation_converged"] = int(spec.num_converged)
+    return SpectralDensity(
+        nodes=nodes,
+        weights=weights,
+        num_params=P,
+        num_steps=m,
+        num_probes=num_probes,
+        bounds=bounds,
+        num_matvecs=op.num_matvecs - before,
+        seed=seed,
+        settings=settings,
+        deflated_eigenvalues=ev.copy() if k else None,
+        bulk_bounds=bulk if k else None,
+    )
