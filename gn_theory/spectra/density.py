@@ -34,16 +34,18 @@ from ..operators import CurvatureOperator
 from ..results.spectra import SpectralDensity, Spectrum
 from . import _krylov
 from ._common import (
+    asymmetry,
     basis_dtype,
     compute_settings,
     dtype_name,
     generator,
     operator_settings,
     progress_bar,
+    raise_if_asymmetric,
     spectral_operator,
+    symmetry_rtol,
 )
 from .lanczos import lanczos
-from .symmetry import check_symmetric as _probe_symmetry
 
 __all__ = [
     "spectral_density",
@@ -266,8 +268,9 @@ def spectral_density(
     dtype : torch.dtype, optional
         Basis precision (default the operator's).
     check_symmetric : bool, default True
-        Probe symmetry first (inside :func:`lanczos` when it runs, else with
-        :func:`check_symmetric`).
+        Check symmetry: inside :func:`lanczos` when it runs, else on the
+        first SLQ step (free with two or more probes, one more product with
+        one).
     progress : bool, default False
         Show tqdm bars.
 
@@ -316,8 +319,25 @@ def spectral_density(
         progress=progress,
     )
     defl_matvecs = op.num_matvecs - before
+    measured: list[float] = []
+    probe: Any = None
+    probe_rows = None
     if check_symmetric and source != "lanczos" and P > 1:
-        _probe_symmetry(op, seed=seed)
+        # lanczos checked symmetry when it ran; otherwise the first SLQ step does (free with
+        # two or more probes, else one more product with a random vector)
+        rtol = symmetry_rtol(op)
+        if num_probes == 1:
+            probe_gen = torch.Generator().manual_seed((seed + 1) % 2**63)
+            probe_rows = _krylov.random_rows(1, P, probe_gen, op.device, bdtype)
+
+        def probe(V: torch.Tensor, AV: torch.Tensor, U: Any, AU: Any) -> None:
+            if U is None:
+                rel = asymmetry(V[0], AV[0], V[1], AV[1])
+            else:
+                rel = asymmetry(V[0], AV[0], U[0], AU[0])
+            measured.append(rel)
+            raise_if_asymmetric(rel, rtol, "spectral_density")
+
     if spec is None:
         ev = np.zeros(0)
         Qt = torch.zeros(P, 0, dtype=bdtype, device=op.device)
@@ -335,7 +355,8 @@ def spectral_density(
     bar = progress_bar(progress, num_probes * m, "deflated slq" if k else "slq")
     try:
         alpha, beta, lengths = _krylov.batched_lanczos(
-            work, V0, m, reorthogonalize=True, progress=None if bar is None else bar.update,
+            work, V0, m, reorthogonalize=True, probe=probe, probe_rows=probe_rows,
+            progress=None if bar is None else bar.update,
         )
     finally:
         if bar is not None:
@@ -364,6 +385,10 @@ def spectral_density(
         "lengths": lengths.tolist(),
         "kernel": "gaussian, Papyan width on the deflated range (THEORY 3.2)",
         "check_symmetric": check_symmetric,
+        "asymmetry": (
+            measured[0] if measured else (spec.settings.get("asymmetry") if source == "lanczos"
+                                          else None)
+        ),
     }
     if spec is not None:
         settings["deflation_tol"] = tol if source == "lanczos" else spec.settings.get("tol")

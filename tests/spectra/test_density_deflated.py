@@ -23,7 +23,7 @@ import torch
 from spectra_matrices import hessian_like, rotate
 
 import gn_theory as gt
-from gn_theory.exceptions import InvalidInputError, ShapeError
+from gn_theory.exceptions import InvalidInputError, NotSymmetricError, ShapeError
 from gn_theory.operators import DenseOperator
 from gn_theory.results import SpectralDensity, load_result
 from gn_theory.rmt import bgn_outlier, empirical_stieltjes, fit_marchenko_pastur
@@ -144,6 +144,23 @@ def test_given_spectrum_spends_no_deflation_products(outlier_matrix):
     d2 = spectral_density(op2, deflate=10, num_probes=2, num_steps=20, seed=0)
     assert d2.num_matvecs == op2.num_matvecs == d2.settings["deflation_num_matvecs"] + 40
     assert d2.settings["deflation_source"] == "lanczos"
+
+
+def test_symmetry_checked_for_free(outlier_matrix):
+    A, _ = outlier_matrix
+    top = lanczos(A, 4, seed=0)
+    op = DenseOperator(torch.as_tensor(A))
+    d = spectral_density(op, deflate=top, num_probes=2, num_steps=10, seed=0)
+    assert d.num_matvecs == 20 and d.settings["asymmetry"] < 1e-10  # two probes: free
+    op1 = DenseOperator(torch.as_tensor(A))
+    d1 = spectral_density(op1, deflate=top, num_probes=1, num_steps=10, seed=0)
+    assert d1.num_matvecs == 11  # one probe: one more product
+    B = A.copy()
+    B[0, 1] += 1.0
+    with pytest.raises(NotSymmetricError):
+        spectral_density(B, deflate=0, num_probes=2, num_steps=5, seed=0)
+    with pytest.raises(NotSymmetricError):
+        spectral_density(B, deflate=3, num_probes=2, num_steps=5, seed=0)
 
 
 def test_deflate_zero_is_plain_slq(outlier_matrix):
