@@ -163,9 +163,13 @@ def parser(description: str) -> argparse.ArgumentParser:
 def script_main(module: Any, argv: Sequence[str] | None = None) -> int:
     """``main`` of a script: run it, print its verdicts; 0 if every tested claim passed, else 1."""
     args = parser((module.__doc__ or "").split("\n\n")[0]).parse_args(argv)
+    threads = torch.get_num_threads()
     torch.set_num_threads(max(int(args.threads), 1))
     t0 = time.perf_counter()
-    numbers = module.run(args.size, out=args.out, seed=args.seed, device=args.device)
+    try:
+        numbers = module.run(args.size, out=args.out, seed=args.seed, device=args.device)
+    finally:
+        torch.set_num_threads(threads)  # the caller's setting back
     for row in numbers["claims"]:
         print(f"{row['id']:8s} {row['verdict']:10s} {row['measured']}")
         print(f"{'':8s} criterion: {row['criterion']}")

@@ -157,6 +157,11 @@ def write_report(rows: list[dict[str, Any]], run: dict[str, Any], page: Path,
         f"{counts['NOT TESTED']} NOT TESTED" + (f", {counts['ERROR']} ERROR" if counts["ERROR"] else "")
         + ".",
         "",
+    ]
+    for rr in run.get("reruns", []):
+        lines += [f"Then `{rr['command']}` re-ran {', '.join(rr['scripts'])} "
+                  f"({rr['wall_s']:.0f} s, {rr['finished']}).", ""]
+    lines += [
         "Each criterion was fixed in its script before the run, from the claim as "
         "`validation/claims.md` states it. A FAIL keeps its evidence; nothing is re-read to pass.",
         "",
@@ -261,7 +266,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"validation: wrote {page}")
         return 0
     out.mkdir(parents=True, exist_ok=True)
+    threads = torch.get_num_threads()
     torch.set_num_threads(max(int(args.threads), 1))
+    try:
+        return _run(args, argv, names, out)
+    finally:
+        torch.set_num_threads(threads)  # the caller's setting back (tests run in one process)
+
+
+def _run(args: argparse.Namespace, argv: list[str], names: list[str], out: Path) -> int:
     t0 = time.perf_counter()
     cpu0 = time.process_time()
     print(f"validation: {len(names)} scripts at {args.size} size -> {out}", flush=True)
@@ -272,11 +285,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             if cid not in covered:
                 reason = NOT_COVERED.get(cid, "no validation script covers this claim")
                 rows.append(dict(C.not_tested(cid, reason), script=None, size=args.size))
-    rows = _order(rows)
     wall = time.perf_counter() - t0
     cpu = time.process_time() - cpu0
+    command = "python -m validation " + " ".join(argv)
     run = {
-        "command": "python -m validation " + " ".join(argv),
+        "command": command,
         "size": args.size, "seed": args.seed, "device": args.device,
         "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "threads": torch.get_num_threads(),
         "scripts": info,
@@ -284,12 +297,35 @@ def main(argv: Sequence[str] | None = None) -> int:
                    f"{_torch_threads()}",
         "finished": time.strftime("%Y-%m-%d %H:%M"),
     }
+    previous = _previous(out, args) if args.only else None
+    if previous is not None:  # --only into a folder with a run of the same size: update it
+        old_rows, old_run = previous
+        rerun = {cid for name in names for cid in _load(name).CLAIMS}
+        rows = [r for r in old_rows if r["id"] not in rerun] + rows
+        old_run["scripts"].update(info)
+        old_run.setdefault("reruns", []).append(
+            {"command": command, "scripts": names, "wall_s": round(wall, 1),
+             "finished": run["finished"]})
+        run = old_run
+    rows = _order(rows)
     (out / "claims.json").write_text(json.dumps(C.jsonable(rows), indent=1) + "\n")
     (out / "run.json").write_text(json.dumps(C.jsonable(run), indent=1) + "\n")
     page = write_report(rows, run, Path(args.page) if args.page else out / "validation.md", out)
     counts = {v: sum(r["verdict"] == v for r in rows) for v in ("PASS", "FAIL", "NOT TESTED", "ERROR")}
     print(f"validation: {counts} in {wall:.0f} s; wrote {out / 'claims.json'} and {page}")
     return 1 if counts["ERROR"] else 0
+
+
+def _previous(out: Path, args: argparse.Namespace) -> tuple[list, dict] | None:
+    """The rows and run record already in ``out``, if they come from a run of the same size."""
+    try:
+        rows = json.loads((out / "claims.json").read_text())
+        run = json.loads((out / "run.json").read_text())
+    except (OSError, ValueError):
+        return None
+    same = (run.get("size"), run.get("seed"), run.get("device")) == (args.size, args.seed,
+                                                                      args.device)
+    return (rows, run) if same and isinstance(rows, list) else None
 
 
 def _torch_threads() -> int:

@@ -114,5 +114,13 @@ def test_runner_only_and_errors(tmp_path):
     assert runner.main(["--tiny", "--only", "FG-7", "--out", str(tmp_path)]) == 0
     rows = json.loads((tmp_path / "claims.json").read_text())
     assert [r["id"] for r in rows] == ["FG-7"]
+    # --only into a folder holding a run of the same size updates it
+    assert runner.main(["--tiny", "--only", "rmt_simulations", "--out", str(tmp_path)]) == 0
+    rows = json.loads((tmp_path / "claims.json").read_text())
+    assert sorted(r["id"] for r in rows) == ["FG-7", "RMT-1"]
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert set(run["scripts"]) == {"fortganguli2019_random_model", "rmt_simulations"}
+    assert runner.main(["--report-only", "--out", str(tmp_path)]) == 0
+    assert "re-ran rmt_simulations" in (tmp_path / "validation.md").read_text()
     assert runner.main(["--only", "NOPE-1", "--out", str(tmp_path)]) == 2
     assert runner.main(["--bogus"]) == 2
