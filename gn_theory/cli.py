@@ -28,6 +28,7 @@ half-overwritten.
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import shutil
 import sys
@@ -295,6 +296,27 @@ def _print_result(command: str, out: Path, files: list[Path], seconds: float) ->
 
 
 # ============================================================================ main
+def _validate(argv: list[str]) -> int:
+    """``gn-theory validate ...``: the validation suite of a source checkout (``python -m validation``).
+
+    The suite lives in the repository's ``validation/`` folder, not in the installed package,
+    so it is found from the current directory.
+    """
+    if str(Path.cwd()) not in sys.path:
+        sys.path.insert(0, str(Path.cwd()))
+    try:
+        runner = importlib.import_module("validation.runner")
+    except ImportError:
+        print(
+            "gn-theory validate: error: the validation suite is not here; run it from a source "
+            "checkout of gn_theory (the folder holding validation/), e.g. "
+            "`cd gn_theory && gn-theory validate --quick --out out`",
+            file=sys.stderr,
+        )
+        return 2
+    return int(runner.main(argv))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``gn-theory``; returns the process exit code.
 
@@ -309,6 +331,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         0 on success, 2 for a usage error, 1 for a run failure.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["validate"]:
+        return _validate(argv[1:])
     parser = build_parser()
     if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version"):
         argv = ["run", *argv]
