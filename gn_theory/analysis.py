@@ -349,32 +349,31 @@ class Analysis(Result):
     training: TrainingLog | None = None
     settings: dict = field(default_factory=dict)
 
+    def _first(self, name: str, sources: tuple[Any, ...]) -> int | None:
+        """``name`` from the first of ``sources`` (stage results) that knows it."""
+        for obj in sources:
+            if obj is not None and getattr(obj, name, None):
+                return int(getattr(obj, name))
+        return None
+
+    @property
+    def _structure(self) -> Any:
+        return self.decomposition and self.decomposition.structure
+
     @property
     def num_params(self) -> int | None:
         """P, from the first stage that knows it."""
-        for obj in (self.measurement, self.decomposition and self.decomposition.structure,
-                    self.training):
-            if obj is not None and getattr(obj, "num_params", None):
-                return int(obj.num_params)
-        return None
+        return self._first("num_params", (self.measurement, self._structure, self.training))
 
     @property
     def num_classes(self) -> int | None:
         """C, from the first stage that knows it."""
-        for obj in (self.measurement, self.decomposition and self.decomposition.structure,
-                    self.theory):
-            if obj is not None and getattr(obj, "num_classes", None):
-                return int(obj.num_classes)
-        return None
+        return self._first("num_classes", (self.measurement, self._structure, self.theory))
 
     @property
     def num_samples(self) -> int | None:
         """N, from the first stage that knows it."""
-        for obj in (self.measurement, self.decomposition and self.decomposition.structure,
-                    self.training):
-            if obj is not None and getattr(obj, "num_samples", None):
-                return int(obj.num_samples)
-        return None
+        return self._first("num_samples", (self.measurement, self._structure, self.training))
 
     def summary_dict(self) -> dict[str, Any]:
         """The numbers of the analysis as plain JSON data (what ``summary.json`` holds).
