@@ -16,7 +16,10 @@ with probes in the complement of :math:`Q`, and adds the k eigenvalues with
 their exact weight :math:`1/P` to every probe's quadrature (Papyan,
 arXiv:2008.11865; Bhattacharjee, Jiang, Musco, Musco, SODA 2025, prove an
 error :math:`\epsilon\,\sigma_{k+1}` instead of :math:`\epsilon\,\|A\|` for
-this construction). The result is an ordinary :class:`SpectralDensity`: one
+this construction). The Ritz values of the deflated operator that converge
+within a probe's steps (the next outliers) are eigenvalues too: they also get
+the exact weight 1/P (``exact_converged``, no product). The result is an
+ordinary :class:`SpectralDensity`: one
 quadrature per probe (``nodes``, ``weights``), the deflated eigenvalues
 included, so the MP fit, the BGN transform and the plots read it unchanged.
 """
@@ -27,6 +30,7 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
+from scipy.linalg import eigh_tridiagonal
 
 from .. import _checks
 from ..exceptions import InvalidInputError, ShapeError
@@ -214,6 +218,48 @@ def _deflation_pairs(
     return spec, "lanczos"
 
 
+def _exact_converged(
+    alpha: np.ndarray, beta: np.ndarray, lengths: np.ndarray, weights: np.ndarray,
+    *, dim: int, tol_abs: float, max_copies_weight: float = 12.0, min_weight: float = 1e-6,
+) -> tuple[np.ndarray, list[int]]:
+    """Give converged top Ritz values of each probe the weight of one eigenvalue, 1/dim.
+
+    ``weights`` (L, m) are the Gauss weights of the rows (descending nodes, as
+    :func:`_krylov.gauss_quadrature` returns them). In row l, the contiguous run of its
+    largest Ritz values whose residual :math:`|\beta_m s_{m,i}|` is at most ``tol_abs`` are
+    eigenvalues of the operator: their random weights :math:`(v^\top u_i)^2` are replaced by
+    the exact 1/dim and the row's other weights rescaled to keep the row's mass. A value
+    whose weight exceeds ``max_copies_weight / dim`` (several copies, an atom) or is below
+    ``min_weight / dim`` (a rounding-level ghost), and every row stopped early (an invariant
+    subspace: copies unknown), end the run.
+    """
+    L, m = weights.shape
+    out = weights.copy()
+    counts = []
+    for i in range(L):
+        n = int(lengths[i])
+        if n < m or n < 2:
+            counts.append(0)
+            continue
+        _, S = eigh_tridiagonal(alpha[i, :n], beta[i, : n - 1])
+        res = np.abs(beta[i, n - 1] * S[-1, ::-1])  # descending, as the nodes
+        w = out[i, :n]
+        c = 0
+        # stop at the first value that is not converged, carries several copies' weight, or
+        # carries almost none (a rounding-level ghost of a value already found)
+        while (c < n - 1 and res[c] <= tol_abs
+               and min_weight <= w[c] * dim <= max_copies_weight):
+            c += 1
+        rest = float(w[c:].sum())
+        if c == 0 or rest <= 0.0:
+            counts.append(0)
+            continue
+        w[c:] *= (1.0 - c / dim) / rest
+        w[:c] = 1.0 / dim
+        counts.append(c)
+    return out, counts
+
+
 def spectral_density(
     A: Any,
     *,
@@ -221,9 +267,10 @@ def spectral_density(
     num_probes: int = DEFAULT_DENSITY_PROBES,
     num_steps: int = DEFAULT_DENSITY_STEPS,
     seed: int | None = None,
-    tol: float = 1e-8,
+    tol: float = 1e-6,
     probes: Literal["rademacher", "gaussian"] = "rademacher",
     dtype: torch.dtype | None = None,
+    exact_converged: bool = True,
     check_symmetric: bool = True,
     progress: bool = False,
 ) -> SpectralDensity:
@@ -261,12 +308,30 @@ def spectral_density(
         well as :func:`slq`'s 10 x 128 with about a quarter of its products.
     seed : int, optional
         Seed of the deflation Lanczos start and of the probes.
-    tol : float, default 1e-8
-        Relative residual tolerance of the deflated eigenpairs (:func:`lanczos`).
+    tol : float, default 1e-6
+        Relative residual tolerance of the deflated eigenpairs (:func:`lanczos`;
+        their eigenvalue errors are about residual² / gap, far below it), and
+        of the Ritz values ``exact_converged`` treats as eigenvalues.
     probes : {"rademacher", "gaussian"}, default "rademacher"
         Probe distribution (before projection and normalisation).
     dtype : torch.dtype, optional
         Basis precision (default the operator's).
+    exact_converged : bool, default True
+        In each probe, the largest Ritz values of the deflated operator whose
+        residual :math:`|\beta_m s_{m,i}|` is at most ``tol`` times the norm
+        estimate (a contiguous run from the top) are eigenvalues: they get the
+        exact weight 1/P as well, instead of their random Gauss weights
+        :math:`(v^\top u_i)^2`, and the probe's other weights are rescaled to
+        keep its mass. This costs no product and removes the weight noise of
+        the next outliers (the Krylov space finds them anyway). A Krylov space
+        sees each distinct eigenvalue once: an eigenvalue repeated exactly
+        beyond the k deflated ones would get the weight of one copy (its other
+        copies' mass goes to the rest of the probe, an error of the size of
+        the weight noise it replaces); values whose Gauss weight exceeds 12/P
+        (an atom) or nearly none (a rounding-level ghost) end the run, and
+        probes stopped by an invariant subspace are left alone.
+        Deflate them explicitly (``deflate``; :func:`lanczos` confirms copies)
+        or pass False to keep every Gauss weight.
     check_symmetric : bool, default True
         Check symmetry: inside :func:`lanczos` when it runs, else on the
         first SLQ step (free with two or more probes, one more product with
@@ -282,7 +347,8 @@ def spectral_density(
         ``deflated_eigenvalues`` (descending), ``bulk_bounds`` (the range of
         the deflated operator, which sets the default kernel width),
         ``num_matvecs`` (deflation included), ``settings`` (``method``,
-        ``deflate``, ``deflation_source``, ``deflation_num_matvecs``, ...).
+        ``deflate``, ``deflation_source``, ``deflation_num_matvecs``,
+        ``converged_ritz``: the Ritz values given weight 1/P per probe, ...).
 
     Raises
     ------
@@ -362,6 +428,11 @@ def spectral_density(
         if bar is not None:
             bar.close()
     nodes_b, weights_b, lo, hi = _krylov.gauss_quadrature(alpha, beta, lengths)
+    counts: list[int] = []
+    if exact_converged:
+        norm = max(float(np.abs(nodes_b).max()), float(np.abs(ev).max(initial=0.0)))
+        weights_b, counts = _exact_converged(alpha, beta, lengths, weights_b, dim=P - k,
+                                             tol_abs=tol * norm)
     bulk_share = (P - k) / P
     nodes = np.concatenate([np.broadcast_to(ev, (num_probes, k)), nodes_b], axis=1)
     weights = np.concatenate(
@@ -384,6 +455,8 @@ def spectral_density(
         "basis_dtype": dtype_name(bdtype),
         "lengths": lengths.tolist(),
         "kernel": "gaussian, Papyan width on the deflated range (THEORY 3.2)",
+        "exact_converged": bool(exact_converged),
+        "converged_ritz": counts,
         "check_symmetric": check_symmetric,
         "asymmetry": (
             measured[0] if measured else (spec.settings.get("asymmetry") if source == "lanczos"

@@ -165,13 +165,56 @@ def test_symmetry_checked_for_free(outlier_matrix):
 
 def test_deflate_zero_is_plain_slq(outlier_matrix):
     A, _ = outlier_matrix
-    d = spectral_density(A, deflate=0, num_probes=3, num_steps=15, seed=4, check_symmetric=False)
+    d = spectral_density(A, deflate=0, num_probes=3, num_steps=15, seed=4, check_symmetric=False,
+                         exact_converged=False)
     s = slq(A, num_probes=3, num_steps=15, seed=4, check_symmetric=False)
     np.testing.assert_allclose(d.nodes, s.nodes, atol=1e-12)
     np.testing.assert_allclose(d.weights, s.weights, atol=1e-12)
     assert d.num_deflated == 0 and d.deflated_eigenvalues is None and d.bulk_bounds is None
     assert d.settings["method"] == "slq"
     assert d.default_sigma() == pytest.approx(s.default_sigma())
+
+
+def test_converged_ritz_values_get_exact_weights(outlier_matrix):
+    """Deflate 4 of the 10 outliers: the other 6 converge in the deflated run, weight 1/P."""
+    A, ev = outlier_matrix
+    P = ev.size
+    d = spectral_density(A, deflate=4, num_probes=3, num_steps=40, seed=0)
+    assert d.settings["exact_converged"] is True
+    assert min(d.settings["converged_ritz"]) >= 6
+    for row_x, row_w in zip(d.nodes, d.weights):
+        np.testing.assert_allclose(row_x[:10], ev[:10], rtol=1e-8)
+        np.testing.assert_allclose(row_w[:10], 1.0 / P, rtol=1e-12)
+        assert row_w.sum() == pytest.approx(1.0, abs=1e-12)
+    off = spectral_density(A, deflate=4, num_probes=3, num_steps=40, seed=0,
+                           exact_converged=False)
+    assert off.settings["converged_ritz"] == []
+    assert not np.allclose(off.weights[:, 4:10], 1.0 / P)  # random Gauss weights
+    np.testing.assert_allclose(off.nodes, d.nodes)  # same nodes, only the weights differ
+    # exact outliers beat their random weights
+    w_on = [spectral_density(A, deflate=4, num_probes=3, num_steps=40, seed=s).wasserstein(ev)
+            for s in range(3)]
+    w_off = [spectral_density(A, deflate=4, num_probes=3, num_steps=40, seed=s,
+                              exact_converged=False).wasserstein(ev) for s in range(3)]
+    assert np.mean(w_on) < 0.5 * np.mean(w_off)
+
+
+def test_converged_atoms_and_invariant_rows_keep_their_weights():
+    """A converged value with many copies (an atom) keeps its Gauss weight; so does every
+    value of a probe whose recurrence stopped in an invariant subspace."""
+    ev = np.sort(np.r_[[9.0], np.full(60, 5.0), np.linspace(0.0, 1.0, 239)])[::-1]
+    A = rotate(ev, 5)
+    d = spectral_density(A, deflate=1, num_probes=4, num_steps=30, seed=0)
+    assert d.settings["converged_ritz"] == [0, 0, 0, 0]  # the top of the rest is the atom
+    at5 = np.isclose(d.nodes, 5.0, atol=1e-8) & (d.weights > 1e-12)
+    assert at5.sum(axis=1).tolist() == [1, 1, 1, 1]
+    # the atom's mass is about 60 / 300, not 1 / 300
+    assert d.weights[at5].mean() * 300 > 30
+    assert d.cdf(5.5) - d.cdf(4.5) == pytest.approx(0.2, abs=0.05)
+    few = np.diag(np.r_[[4.0], np.repeat([3.0, 2.0, 1.0], 10)])
+    e = spectral_density(few, deflate=1, num_probes=2, num_steps=10, seed=0)
+    assert e.settings["converged_ritz"] == [0, 0]
+    assert e.cdf(2.5) - e.cdf(1.5) == pytest.approx(10 / 31, abs=0.15)
 
 
 def test_round_trip_records_how_it_was_made(tmp_path, outlier_matrix):
