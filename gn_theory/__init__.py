@@ -6,7 +6,7 @@ The public API, grouped by stage:
   :func:`residual_operator` build the Hessian ``H`` of a mean loss, its
   generalized Gauss-Newton term ``G`` and the residual ``R = H - G`` as
   matrix-free :class:`CurvatureOperator` objects.
-* spectra: :func:`eigh`, :func:`lanczos`, :func:`slq`, :func:`trace` and
+* spectra: :func:`eigh`, :func:`lanczos`, :func:`slq`, :func:`spectral_density`, :func:`trace` and
   :func:`outliers` estimate spectra of any symmetric operator and return
   :class:`Spectrum`, :class:`SpectralDensity`, :class:`TraceEstimate`,
   :class:`Outliers`.
@@ -44,6 +44,7 @@ _LAZY: dict[str, str] = {
     "eigh": "gn_theory.spectra",
     "lanczos": "gn_theory.spectra",
     "slq": "gn_theory.spectra",
+    "spectral_density": "gn_theory.spectra",
     "trace": "gn_theory.spectra",
     "outliers": "gn_theory.spectra",
     # class structure (measurement)
@@ -159,4 +160,4 @@ if TYPE_CHECKING:  # static view of the lazy names, for type checkers and IDEs
         load_result,
     )
     from .rmt import MarchenkoPastur, fit_marchenko_pastur, fit_spiked_model, scaling_fit  # noqa: F401
-    from .spectra import eigh, lanczos, outliers, slq, trace  # noqa: F401
+    from .spectra import eigh, lanczos, outliers, slq, spectral_density, trace  # noqa: F401
