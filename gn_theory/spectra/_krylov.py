@@ -278,6 +278,9 @@ def block_lanczos(
     probe: Callable[..., None] | None = None,
     probe_rows: torch.Tensor | None = None,
     progress: Callable[[int], None] | None = None,
+    state: dict[str, np.ndarray] | None = None,
+    save: Callable[[dict[str, np.ndarray]], None] | None = None,
+    restarts_per_checkpoint: int = 1,
 ) -> dict[str, Any]:
     """Thick-restart block Lanczos for k extreme eigenpairs, multiplicities included.
 
@@ -308,6 +311,13 @@ def block_lanczos(
     its product (before projection), and the extra ``probe_rows`` U (or
     None) multiplied in the same call (counted as products).
     The wanted eigenvalues are returned descending, vectors matching.
+
+    Resumable state. ``save(state)``, if given, is called after every
+    ``restarts_per_checkpoint``-th thick restart with the whole loop state as numpy
+    arrays (the basis rows in use, ``T``, the dropped residuals, the counters, the
+    generator's state), and once at the end with the output (``done = 1``,
+    read back by :func:`_lanczos_output`). ``state`` (such a dict) continues from it: the run then
+    takes exactly the steps, and gives exactly the numbers, of the run that saved it.
     """
     P = op.num_params
     dev = op.device
@@ -315,13 +325,9 @@ def block_lanczos(
     m = min(max(basis_size, k + b), P)
     min_dim = min(min_dim, m, P)
     n_top, n_bot = _split(k, which)
+    if state is not None and int(state["done"]):
+        return _lanczos_output(state)
     basis = _Basis(m + b, P, dtype, dev)
-    Q, T = basis.Q, basis.T
-    X0 = random_rows(b, P, gen, dev, dtype)
-    Qn, _, _ = orth_block(X0, Q[:0], b, gen, 1.0)
-    r = Qn.shape[0]
-    Q[:r] = Qn
-    j, nb = 0, r
     nl = 0  # rows [0, nl) are locked (invariant)
     d_max = d_min = None  # distinct values of the last sequence that broke down
     n_distinct = 0
@@ -334,6 +340,27 @@ def block_lanczos(
     exact = False
     copies_ok = False
     cap = m  # basis vectors held before a restart (doubled once a breakdown is met)
+    if state is None:
+        Q, T = basis.Q, basis.T
+        X0 = random_rows(b, P, gen, dev, dtype)
+        Qn, _, _ = orth_block(X0, Q[:0], b, gen, 1.0)
+        r = Qn.shape[0]
+        Q[:r] = Qn
+        j, nb = 0, r
+    else:  # continue from a saved restart (everything the loop reads)
+        basis.grow(int(state["rows"]))
+        rows = int(state["Q"].shape[0])
+        basis.Q[:rows] = torch.as_tensor(state["Q"], device=dev).to(dtype)
+        basis.T[:] = state["T"]
+        basis.G, basis.nu, basis.h = state["G"].copy(), state["nu"].copy(), state["h"].copy()
+        Q, T = basis.Q, basis.T
+        j, nb, nl = int(state["j"]), int(state["nb"]), int(state["nl"])
+        n_distinct, breakdowns = int(state["n_distinct"]), int(state["breakdowns"])
+        matvecs, it, restarts = int(state["matvecs"]), int(state["it"]), int(state["restarts"])
+        cap, reached, anorm = int(state["cap"]), bool(state["reached"]), float(state["anorm"])
+        if bool(state["has_d"]):
+            d_max, d_min = float(state["d_max"]), float(state["d_min"])
+        gen.set_state(torch.as_tensor(state["gen_state"], dtype=torch.uint8))
 
     def copies_final(vals: np.ndarray, tol_a: float) -> bool:
         """Can no unexplored eigenvalue displace the wanted ``vals`` (ascending)?"""
@@ -438,10 +465,25 @@ def block_lanczos(
                 jj = basis.rotate(nl, jj, jj, S_a[:, kept], th_a[kept])
             j = jj
             restarts += 1
+            restarted = True
         else:
             j = jj
+            restarted = False
         Q[j : j + r] = Qnext
         nb = r
+        if save is not None and restarted and restarts % restarts_per_checkpoint == 0:
+            save({
+                "done": np.array(0), "Q": Q[: j + nb].cpu().numpy(), "rows": np.array(Q.shape[0]),
+                "T": basis.T.copy(), "G": basis.G.copy(), "nu": basis.nu.copy(),
+                "h": basis.h.copy(), "j": np.array(j), "nb": np.array(nb), "nl": np.array(nl),
+                "n_distinct": np.array(n_distinct), "breakdowns": np.array(breakdowns),
+                "matvecs": np.array(matvecs), "it": np.array(it), "restarts": np.array(restarts),
+                "cap": np.array(cap), "reached": np.array(reached), "anorm": np.array(anorm),
+                "has_d": np.array(d_max is not None),
+                "d_max": np.array(np.nan if d_max is None else d_max),
+                "d_min": np.array(np.nan if d_min is None else d_min),
+                "gen_state": gen.get_state().numpy().copy(),
+            })
     vals = theta[wanted]
     flags = conv[wanted] | exact
     if not copies_ok:
@@ -462,7 +504,7 @@ def block_lanczos(
     if want_vectors:
         Sw = torch.as_tensor(S[:, wanted].T, dtype=dtype, device=dev)
         vectors = (Sw @ Q[:jj]).T.to(torch.float64).cpu().numpy()
-    return {
+    out = {
         "eigenvalues": theta[wanted],
         "eigenvectors": vectors,
         "residual_norms": res[wanted],
@@ -476,6 +518,27 @@ def block_lanczos(
         "block_size": b,
         "norm_estimate": anorm,
     }
+    if save is not None:  # the finished run: a resume returns it without a product
+        save({
+            "done": np.array(1),
+            **{key: np.asarray(value) for key, value in out.items() if key != "eigenvectors"},
+            "has_vectors": np.array(vectors is not None),
+            "eigenvectors": np.zeros((0, 0)) if vectors is None else vectors,
+        })
+    return out
+
+
+def _lanczos_output(state: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The output of :func:`block_lanczos` saved in a finished run's state."""
+    out: dict[str, Any] = {
+        key: state[key] for key in ("eigenvalues", "residual_norms", "converged")
+    }
+    out["eigenvectors"] = state["eigenvectors"] if bool(state["has_vectors"]) else None
+    out["copies_confirmed"] = bool(state["copies_confirmed"])
+    for key in ("matvecs", "iterations", "restarts", "breakdowns", "basis_size", "block_size"):
+        out[key] = int(state[key])
+    out["norm_estimate"] = float(state["norm_estimate"])
+    return out
 
 
 def batched_lanczos(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from .. import _checks
+from .. import _checks, distributed
 from ..exceptions import ConvergenceWarning, InvalidInputError
 from ..operators import CurvatureOperator
 from ..results.spectra import Spectrum
@@ -60,6 +61,9 @@ def lanczos(
     check_symmetric: bool = True,
     progress: bool = False,
     warn: bool = True,
+    checkpoint: str | Path | None = None,
+    restarts_per_checkpoint: int = 1,
+    resume: bool = False,
 ) -> Spectrum:
     r"""Extreme eigenpairs by thick-restart block Lanczos, in torch on the operator's device.
 
@@ -140,6 +144,23 @@ def lanczos(
         Show a tqdm bar of products.
     warn : bool, default True
         Issue a :class:`ConvergenceWarning` if some pairs did not converge.
+    checkpoint : str or Path, optional
+        A file (``.npz``) where the restart state is written atomically (by rank 0
+        in a data-parallel run) after every ``restarts_per_checkpoint``-th thick
+        restart: the kept Ritz basis and the next block, the projected matrix, the
+        dropped residuals, the counters and the generator's state; and once more
+        when the run ends, with the result. It holds ``basis_size + block_size``
+        vectors of length P (twice that after a breakdown).
+    restarts_per_checkpoint : int, default 1
+        Thick restarts per checkpoint write.
+    resume : bool, default False
+        Continue from ``checkpoint`` if it exists (else start afresh): the run
+        takes the same steps as an uninterrupted one and gives the same
+        eigenvalues, vectors, residuals and ``num_matvecs``, bit for bit; a
+        finished checkpoint is returned without a product. ``seed=None`` takes
+        the checkpoint's seed. A checkpoint written for another operator (model,
+        data, loss: the operator's fingerprint), other settings or seed, or a
+        truncated one, is refused (:class:`~gn_theory.ResultFileError`).
 
     Returns
     -------
@@ -163,6 +184,8 @@ def lanczos(
         If a product is NaN or inf (the iteration is named).
     DTypeError
         Complex input, or a half-precision operator that is not a dense matrix.
+    ResultFileError
+        ``resume`` with a foreign or corrupt checkpoint.
 
     Warns
     -----
@@ -226,6 +249,18 @@ def lanczos(
             + ")"
         )
     bdtype = basis_dtype(op, dtype)
+    per = _checks.check_positive_int("restarts_per_checkpoint", restarts_per_checkpoint)
+    key = None
+    if checkpoint is not None:
+        key = distributed.operator_key(op)
+        if resume and key is None:
+            raise InvalidInputError(
+                f"lanczos: resume=True needs an operator with a fingerprint (a model operator, "
+                f"a sum of them, or a dense matrix); {type(op).__name__} has none, so a "
+                "checkpoint could not be told apart from another operator's"
+            )
+        if resume and seed is None:  # take the checkpoint's seed (if there is one)
+            seed = distributed.checkpoint_seed(checkpoint)
     gen, seed = generator(seed)
     before = op.num_matvecs
     measured: list[float] = []
@@ -247,7 +282,28 @@ def lanczos(
 
         probe = check
 
+    state = save = None
+    spent = 0  # products of the run that wrote the checkpoint
+    if checkpoint is not None:
+        meta = {
+            "estimator": "lanczos", "operator": key, "num_params": P, "seed": seed, "k": k,
+            "which": which, "tol": tol, "max_matvecs": max_matvecs, "block_size": b,
+            "basis_size": m, "basis_dtype": dtype_name(bdtype),
+            "return_eigenvectors": bool(return_eigenvectors),
+            "check_symmetric": check_symmetric, "restarts_per_checkpoint": per,
+        }
+        state = distributed.load_checkpoint(checkpoint, meta) if resume else None
+        if state is not None:
+            measured.extend(state["asymmetry"].tolist())
+            spent = int(state["matvecs"])
+
+        def save(arrays: dict[str, np.ndarray]) -> None:
+            arrays["asymmetry"] = np.array(measured, dtype=np.float64)
+            distributed.save_checkpoint(checkpoint, arrays, meta)
+
     bar = progress_bar(progress, max_matvecs, f"lanczos ({which} {k})")
+    if bar is not None and spent:
+        bar.update(spent)
     try:
         out = _krylov.block_lanczos(
             op, k, which, block_size=b, basis_size=m, tol=tol,
@@ -255,6 +311,7 @@ def lanczos(
             want_vectors=return_eigenvectors, min_dim=k + MIN_EXTRA_DIRECTIONS, probe=probe,
             probe_rows=probe_rows,
             progress=None if bar is None else bar.update,
+            state=state, save=save, restarts_per_checkpoint=per,
         )
     finally:
         if bar is not None:
@@ -264,7 +321,7 @@ def lanczos(
         eigenvectors=out["eigenvectors"],
         residual_norms=np.asarray(out["residual_norms"], float),
         converged=np.asarray(out["converged"], bool),
-        num_matvecs=op.num_matvecs - before,
+        num_matvecs=spent + op.num_matvecs - before,
         which=which,
         method="lanczos",
         num_params=P,
@@ -284,6 +341,7 @@ def lanczos(
             "max_matvecs": max_matvecs,
             "check_symmetric": check_symmetric,
             "asymmetry": measured[0] if measured else None,
+            **({} if checkpoint is None else {"restarts_per_checkpoint": per}),
         },
     )
     if warn and not spec.all_converged:
