@@ -54,12 +54,17 @@ def trace(
     block_size : int, default 32
         Probes per batched product.
     checkpoint : str or Path, optional
-        Hutchinson only: a file (``.npz``) where the samples are written atomically
-        after each block of probes (by rank 0 in a data-parallel run).
+        A file (``.npz``) where the samples are written atomically after each
+        block of probes (by rank 0 in a data-parallel run). For Hutch++ also
+        after the sketch and range products: the orthonormal sketch basis Q
+        (``num_matvecs // 3`` vectors of length P) and its exact trace part are
+        kept in the checkpoint, then the samples of each block of the deflated
+        Hutchinson part.
     resume : bool, default False
         Continue from ``checkpoint`` if it exists: the blocks it holds are not
-        multiplied again (their probes are drawn again, to advance the generator),
-        so the result equals an uninterrupted run bit for bit. ``seed=None`` takes
+        multiplied again (their probes, and the Hutch++ sketch, are drawn again
+        to advance the generator), so the result equals an uninterrupted run
+        bit for bit. ``seed=None`` takes
         the checkpoint's seed. A checkpoint of another operator (its fingerprint),
         other settings or seed, or a truncated one, is refused
         (:class:`~gn_theory.ResultFileError`).
@@ -71,7 +76,8 @@ def trace(
     Raises
     ------
     InvalidInputError
-        Unknown method/probes, too few matvecs, ``checkpoint`` with Hutch++.
+        Unknown method/probes, too few matvecs, ``resume`` on an operator
+        without a fingerprint.
     ResultFileError
         ``resume`` with a foreign or corrupt checkpoint.
     NonFiniteError
@@ -105,11 +111,6 @@ def trace(
     meta: dict[str, Any] = {}
     saved: dict[str, np.ndarray] | None = None
     if checkpoint is not None:
-        if method != "hutchinson":
-            raise InvalidInputError(
-                "trace: checkpoint= is supported for method='hutchinson' only (the hutch++ "
-                "sketch is one step)"
-            )
         key = distributed.operator_key(op)
         if resume and key is None:
             raise InvalidInputError(
@@ -123,6 +124,8 @@ def trace(
         }
         saved = distributed.load_checkpoint(checkpoint, meta) if resume else None
     spent_before = 0 if saved is None else int(saved["num_matvecs"])
+
+    sketch: dict[str, np.ndarray] = {}  # hutch++: Q and its trace part, in every write
 
     def quad_samples(n: int, deflate: torch.Tensor | None) -> np.ndarray:
         out = [] if saved is None else [saved["samples"]]
@@ -145,8 +148,9 @@ def trace(
                 distributed.save_checkpoint(checkpoint, {
                     "samples": np.concatenate(out),
                     "num_matvecs": np.array(spent_before + op.num_matvecs - before),
+                    **sketch,
                 }, meta)
-        return np.concatenate(out)
+        return np.concatenate(out) if out else np.zeros(0)
 
     if method == "hutchinson":
         s = quad_samples(num_matvecs, None)
@@ -156,17 +160,30 @@ def trace(
         n_s = max(1, num_matvecs // 3)
         n_g = num_matvecs - 2 * n_s  # >= 2 for num_matvecs >= 4: a standard error
         S = _krylov.random_rows(n_s, P, gen, dev, dt, probes)
-        AS = torch.cat(
-            [_krylov.apply_rows(op, S[i : i + block_size], "hutch++ sketch")
-             for i in range(0, n_s, block_size)]
-        )
-        Qm, _ = torch.linalg.qr(AS.T)
-        Qr = Qm.T.contiguous()  # (n_s, P)
-        AQ = torch.cat(
-            [_krylov.apply_rows(op, Qr[i : i + block_size], "hutch++ range")
-             for i in range(0, Qr.shape[0], block_size)]
-        )
-        t_low = float((Qr * AQ).sum())
+        if saved is not None and "sketch_Q" in saved:  # the sketch phase is in the checkpoint
+            Qr = torch.as_tensor(saved["sketch_Q"], device=dev).to(dt)
+            t_low = float(saved["sketch_trace"])
+        else:
+            AS = torch.cat(
+                [_krylov.apply_rows(op, S[i : i + block_size], "hutch++ sketch")
+                 for i in range(0, n_s, block_size)]
+            )
+            Qm, _ = torch.linalg.qr(AS.T)
+            Qr = Qm.T.contiguous()  # (n_s, P)
+            AQ = torch.cat(
+                [_krylov.apply_rows(op, Qr[i : i + block_size], "hutch++ range")
+                 for i in range(0, Qr.shape[0], block_size)]
+            )
+            t_low = float((Qr * AQ).sum())
+        if checkpoint is not None:
+            sketch.update(sketch_Q=Qr.cpu().numpy(), sketch_trace=np.array(t_low))
+            if saved is None or "sketch_Q" not in saved:
+                saved = None  # a checkpoint without the sketch holds no samples either
+                spent_before = 0
+                distributed.save_checkpoint(checkpoint, {
+                    "samples": np.zeros(0), "num_matvecs": np.array(op.num_matvecs - before),
+                    **sketch,
+                }, meta)
         s = quad_samples(n_g, Qr)
         est = t_low + float(s.mean())
         se = float(s.std(ddof=1) / math.sqrt(s.size)) if s.size > 1 else float("nan")

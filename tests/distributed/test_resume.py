@@ -114,5 +114,5 @@ def test_resume_needs_a_fingerprint(tmp_path):
     A = aslinearoperator(np.eye(4))
     with pytest.raises(InvalidInputError, match="fingerprint"):
         gt.slq(A, num_probes=2, num_steps=2, checkpoint=tmp_path / "c.npz", resume=True)
-    with pytest.raises(InvalidInputError, match="hutchinson"):
-        gt.trace(np.eye(4), method="hutch++", checkpoint=tmp_path / "c.npz")
+    with pytest.raises(InvalidInputError, match="fingerprint"):  # hutch++ resumes too (issue 16)
+        gt.trace(A, method="hutch++", checkpoint=tmp_path / "c.npz", resume=True)
