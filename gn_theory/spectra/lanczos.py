@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .. import _checks, distributed
+from .. import _checks, _memory, distributed
 from ..exceptions import ConvergenceWarning, InvalidInputError
 from ..operators import CurvatureOperator
 from ..results.spectra import Spectrum
@@ -64,6 +64,7 @@ def lanczos(
     checkpoint: str | Path | None = None,
     restarts_per_checkpoint: int = 1,
     resume: bool = False,
+    max_memory: int | str | None = None,
 ) -> Spectrum:
     r"""Extreme eigenpairs by thick-restart block Lanczos, in torch on the operator's device.
 
@@ -161,6 +162,11 @@ def lanczos(
         the checkpoint's seed. A checkpoint written for another operator (model,
         data, loss: the operator's fingerprint), other settings or seed, or a
         truncated one, is refused (:class:`~gn_theory.ResultFileError`).
+    max_memory : int or str, optional
+        Memory budget of the basis (``basis_size + block_size`` vectors of length
+        P, plus k for the eigenvectors), in bytes or as ``"4GiB"``; default the
+        environment variable ``GN_THEORY_MAX_MEMORY``, else the memory available on
+        the operator's device. Checked before allocating.
 
     Returns
     -------
@@ -186,6 +192,8 @@ def lanczos(
         Complex input, or a half-precision operator that is not a dense matrix.
     ResultFileError
         ``resume`` with a foreign or corrupt checkpoint.
+    MemoryBudgetError
+        If the basis exceeds ``max_memory`` (the message names the bytes and the fix).
 
     Warns
     -----
@@ -249,6 +257,15 @@ def lanczos(
             + ")"
         )
     bdtype = basis_dtype(op, dtype)
+    _memory.check_memory(
+        (m + b + (k if return_eigenvectors else 0)) * P * bdtype.itemsize,
+        f"lanczos: the Krylov basis ({m} + {b} vectors and {k if return_eigenvectors else 0} "
+        f"eigenvectors of length P = {P:,}, {dtype_name(bdtype)})",
+        fix=f"a smaller basis_size (restart length, now {m}; at least k + block_size), a "
+        "smaller k" + (", dtype=torch.float32" if bdtype.itemsize > 4 else "")
+        + ("" if op.device.type == "cpu" else ", or the operator on the host (device='cpu')"),
+        max_memory=max_memory, device=op.device,
+    )
     per = _checks.check_positive_int("restarts_per_checkpoint", restarts_per_checkpoint)
     key = None
     if checkpoint is not None:
