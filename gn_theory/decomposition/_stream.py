@@ -9,11 +9,14 @@ per-sample Jacobian is formed.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import torch
 from torch.func import vjp, vmap
 
+from .. import distributed
 from .._data import reduce_sum
 from ..exceptions import NonFiniteError
 
@@ -33,7 +36,11 @@ def _check_probs(p: torch.Tensor, where: str) -> None:
 
 
 def stream_class_means(
-    G: Any, C: int, full: bool, method: str, chunk_size: int | None, buffer_rows: int
+    G: Any, C: int, full: bool, method: str, chunk_size: int | None, buffer_rows: int,
+    *,
+    batches_per_checkpoint: int | None = None,
+    state: dict[str, np.ndarray] | None = None,
+    save: Callable[[dict[str, np.ndarray]], None] | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, int]:
     """Sums over samples of delta_{i,c'} by true class: (C, C, P), or (C, 2, P) [diag, level].
 
@@ -51,6 +58,16 @@ def stream_class_means(
         Cotangents per vmapped pass.
     buffer_rows : int
         Rows of one class gathered across batches before their VJPs run.
+    batches_per_checkpoint : int, optional
+        Checkpointed pass: the batches are taken in rounds of this many (per
+        rank); after each round the gathered rows are flushed, the partial sums
+        reduced across processes into running totals, and ``save(state)`` is
+        called with the totals, the counts, the loss, the VJP count, the rounds
+        done and whether the pass is complete. ``state`` (such a dict) skips the
+        batches of its rounds (they are read, not computed): the sums are then
+        bit for bit those of the run that saved it.
+    state, save
+        See ``batches_per_checkpoint``.
 
     Returns
     -------
@@ -109,7 +126,8 @@ def stream_class_means(
             S[c] += vmap(vjp_fn, chunk_size=chunk_size)(W)[0]
         nvjp += W.shape[0]
 
-    for index, x, y in G.data:
+    def take(index: int, x: torch.Tensor, y: torch.Tensor) -> None:
+        nonlocal nvjp, last_index
         last_index = index
         if method == "masked":
             out, vjp_fn = vjp(lambda t: f(t, x), theta)
@@ -126,7 +144,7 @@ def stream_class_means(
             nvjp += T.shape[0]
             for j, c in enumerate(present):
                 S[c] += g[j * rows_out : (j + 1) * rows_out]
-            continue
+            return
         for c in torch.unique(y).tolist():
             sel = y == c
             counts[c] += int(sel.sum())
@@ -134,10 +152,63 @@ def stream_class_means(
             pending_rows[c] += int(sel.sum())
             if pending_rows[c] >= buffer_rows:
                 flush(c, index)
-    for c in range(C):
-        if pending_rows[c]:
-            flush(c, last_index)
-    return reduce_sum(S), reduce_sum(counts), reduce_sum(loss_sum), nvjp
+
+    if batches_per_checkpoint is None:
+        for index, x, y in G.data:
+            take(index, x, y)
+        for c in range(C):
+            if pending_rows[c]:
+                flush(c, last_index)
+        return reduce_sum(S), reduce_sum(counts), reduce_sum(loss_sum), nvjp
+
+    # checkpointed: rounds of batches_per_checkpoint batches per rank; the running totals are
+    # reduced after each round (identical on every rank) and saved. In one process the
+    # totals are the sums themselves (no second C^2 P copy).
+    dist = distributed.is_distributed()
+    tot_S = torch.zeros_like(S) if dist else S
+    tot_counts = torch.zeros_like(counts) if dist else counts
+    tot_loss = torch.zeros_like(loss_sum) if dist else loss_sum
+    rounds = 0
+    if state is not None:
+        tot_S.copy_(torch.as_tensor(state["sums"], device=S.device))
+        tot_counts.copy_(torch.as_tensor(state["counts"], device=S.device))
+        tot_loss.copy_(torch.as_tensor(state["loss_sum"], device=S.device))
+        nvjp, rounds = int(state["num_vjps"]), int(state["rounds"])
+        if bool(state["complete"]):
+            return tot_S, tot_counts, tot_loss, nvjp
+    batches = iter(G.data)
+    exhausted = False
+    for _ in range(rounds * batches_per_checkpoint):  # read again, not computed
+        if next(batches, None) is None:
+            exhausted = True
+            break
+    while True:
+        for _ in range(batches_per_checkpoint if not exhausted else 0):
+            item = next(batches, None)
+            if item is None:
+                exhausted = True
+                break
+            take(*item)
+        for c in range(C):
+            if pending_rows[c]:
+                flush(c, last_index)
+        if dist:
+            tot_S += reduce_sum(S)
+            tot_counts += reduce_sum(counts)
+            tot_loss += reduce_sum(loss_sum)
+            S.zero_()
+            counts.zero_()
+            loss_sum.zero_()
+        rounds += 1
+        complete = not distributed.any_rank(not exhausted)
+        if save is not None:
+            save({
+                "sums": tot_S.cpu().numpy(), "counts": tot_counts.cpu().numpy(),
+                "loss_sum": tot_loss.cpu().numpy(), "num_vjps": np.array(nvjp),
+                "rounds": np.array(rounds), "complete": np.array(complete),
+            })
+        if complete:
+            return tot_S, tot_counts, tot_loss, nvjp
 
 
 #: Default memory for the per-sample delta vectors of one chunk (bytes).

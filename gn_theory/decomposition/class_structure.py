@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 import time
 import warnings
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 
-from .. import _checks
+from .. import _checks, distributed
 from .._format import fmt_bytes
 from ..exceptions import (
     DataError,
@@ -75,6 +76,9 @@ def class_structure(
     chunk_size: int | None = None,
     buffer_rows: int = 1024,
     max_bytes: int | None = None,
+    checkpoint: str | Path | None = None,
+    batches_per_checkpoint: int = 10,
+    resume: bool = False,
 ) -> ClassStructure:
     r"""Class means of the GGN's :math:`\delta` vectors and the exact spectra of its low-rank parts.
 
@@ -135,6 +139,25 @@ def class_structure(
         :class:`~gn_theory.NumericalWarning` and a note in ``skipped``; only
         :math:`\delta_{c,c}` and :math:`\delta_c` (2CP numbers, 2 VJPs per
         class per batch) and :math:`G_0, G_1` remain.
+    checkpoint : str or Path, optional
+        A file (``.npz``) where the streaming pass is checkpointed: the batches are
+        taken in rounds of ``batches_per_checkpoint`` (per process), the gathered
+        rows of every class are flushed at the end of each round, and the class
+        sums so far, the per-class counts, the summed loss, the VJP count and the
+        number of rounds done are written atomically (by rank 0 in a data-parallel
+        run, after reducing the round's sums). A write holds the C^2 P (or 2CP)
+        float64 sums, and needs one more copy of them in memory while it is written.
+    batches_per_checkpoint : int, default 10
+        Batches per round (per checkpoint write).
+    resume : bool, default False
+        Continue from ``checkpoint`` if it exists (else start afresh): the
+        batches of the rounds it holds are read again but not computed, and the
+        result equals an uninterrupted run with the same checkpointing bit for
+        bit (the flushes at round ends may change the last bits against a run
+        without a checkpoint). A checkpoint of another model, data or parameter
+        selection (the GGN operator's fingerprint), other settings or another
+        number of processes, or a truncated one, is refused
+        (:class:`~gn_theory.ResultFileError`).
 
     Returns
     -------
@@ -156,6 +179,8 @@ def class_structure(
         Non-finite logits, loss or probabilities (the batch is named).
     MemoryBudgetError
         If even the 2CP fallback exceeds ``max_bytes``.
+    ResultFileError
+        ``resume`` with a foreign or corrupt checkpoint.
 
     Notes
     -----
@@ -206,6 +231,7 @@ def class_structure(
     if chunk_size is not None:
         chunk_size = _checks.check_positive_int("chunk_size", chunk_size)
     buffer_rows = _checks.check_positive_int("buffer_rows", buffer_rows)
+    per = _checks.check_positive_int("batches_per_checkpoint", batches_per_checkpoint)
     budget = CLASS_MEANS_MEMORY_BUDGET if max_bytes is None else int(max_bytes)
 
     G = ggn_operator(model, data, loss, params=params, device=device, dtype=dtype)
@@ -234,8 +260,27 @@ def class_structure(
         skipped.append(msg)
         warnings.warn(msg, NumericalWarning, stacklevel=2)
 
+    stream: dict[str, Any] = {}
+    if checkpoint is not None:
+        key = distributed.operator_key(G)
+        if resume and key is None:  # pragma: no cover - model operators carry a fingerprint
+            raise InvalidInputError("class_structure: resume=True needs the data's fingerprint")
+        meta = {
+            "estimator": "class_structure", "operator": key, "num_params": int(P),
+            "num_classes": int(C), "num_samples": int(N), "method": method, "full": bool(full),
+            "chunk_size": chunk_size, "buffer_rows": buffer_rows,
+            "batches_per_checkpoint": per, "dtype": str(G.torch_dtype),
+            "world_size": distributed.world_size(),
+        }
+        stream = {
+            "batches_per_checkpoint": per,
+            "state": distributed.load_checkpoint(checkpoint, meta) if resume else None,
+            "save": lambda arrays: distributed.save_checkpoint(checkpoint, arrays, meta),
+        }
     start = time.perf_counter()
-    S, counts_t, loss_sum, nvjp = stream_class_means(G, C, full, method, chunk_size, buffer_rows)
+    S, counts_t, loss_sum, nvjp = stream_class_means(
+        G, C, full, method, chunk_size, buffer_rows, **stream
+    )
     seconds = time.perf_counter() - start
     counts = counts_t.cpu().numpy().astype(np.int64)
     if int(counts.sum()) != N:  # pragma: no cover - DataSource yields what it validated
@@ -296,6 +341,7 @@ def class_structure(
             "accumulation_dtype": "float64",
             "chunk_size": chunk_size,
             "max_bytes": budget,
+            **({} if checkpoint is None else {"batches_per_checkpoint": per}),
         },
     )
     return result
