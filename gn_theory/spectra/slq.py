@@ -8,7 +8,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .. import _checks, distributed
+from .. import _checks, _memory, distributed
 from ..exceptions import InvalidInputError
 from ..results.spectra import SpectralDensity
 from . import _krylov
@@ -47,6 +47,7 @@ def slq(
     checkpoint: str | Path | None = None,
     probes_per_checkpoint: int = 1,
     resume: bool = False,
+    max_memory: int | str | None = None,
 ) -> SpectralDensity:
     r"""Stochastic Lanczos quadrature: a spectral density from a few random probes.
 
@@ -96,6 +97,11 @@ def slq(
         ``seed=None`` takes the checkpoint's seed. A checkpoint written for another
         operator (model, data, loss: the operator's fingerprint), other settings or
         seed, or a truncated one, is refused (:class:`~gn_theory.ResultFileError`).
+    max_memory : int or str, optional
+        Memory budget of the bases (``L * num_steps * P`` numbers for the L probes run
+        at once, plus the ``num_probes`` probes), bytes or ``"4GiB"``; default the
+        environment variable ``GN_THEORY_MAX_MEMORY``, else the memory available on
+        the operator's device. Checked before allocating.
 
     Returns
     -------
@@ -116,6 +122,8 @@ def slq(
         matrix (a float16 or bfloat16 matrix is computed in float32).
     ResultFileError
         ``resume`` with a foreign or corrupt checkpoint.
+    MemoryBudgetError
+        If the bases exceed ``max_memory`` (the message names the bytes and the fix).
 
     Examples
     --------
@@ -169,6 +177,16 @@ def slq(
 
         probe = check
 
+    at_once = num_probes if checkpoint is None else min(group, num_probes)
+    _memory.check_memory(
+        (at_once * ((m if reorthogonalize else 0) + 4) + num_probes) * P * bdtype.itemsize,
+        f"slq: the Lanczos bases of {at_once} probe(s) run at once ({m} steps, P = {P:,}, "
+        f"{dtype_name(bdtype)}) and the {num_probes} probes",
+        fix="fewer probes at once (checkpoint=... with a small probes_per_checkpoint), fewer "
+        "num_steps" + (", dtype=torch.float32" if bdtype.itemsize > 4 else "")
+        + ", or reorthogonalize=False",
+        max_memory=max_memory, device=op.device,
+    )
     V0 = _krylov.random_rows(num_probes, P, gen, op.device, bdtype, probes)
     bar = progress_bar(progress, num_probes * m, "slq")
     try:
