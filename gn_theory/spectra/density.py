@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from scipy.linalg import eigh_tridiagonal
 
-from .. import _checks
+from .. import _checks, _memory
 from ..exceptions import InvalidInputError, ShapeError
 from ..operators import CurvatureOperator
 from ..results.spectra import SpectralDensity, Spectrum
@@ -193,7 +193,7 @@ def deflated_operator(A: Any, spectrum: Spectrum, *, shift: float = 0.0) -> Defl
 
 def _deflation_pairs(
     op: CurvatureOperator, deflate: Any, *, tol: float, seed: int, check_symmetric: bool,
-    dtype: torch.dtype | None, progress: bool,
+    dtype: torch.dtype | None, progress: bool, max_memory: int | str | None = None,
 ) -> tuple[Spectrum | None, str]:
     """The Spectrum to deflate (computed or given) and where it came from."""
     P = op.num_params
@@ -213,7 +213,7 @@ def _deflation_pairs(
         )
     spec = lanczos(
         op, k, "largest", tol=tol, seed=seed, return_eigenvectors=True, dtype=dtype,
-        check_symmetric=check_symmetric, progress=progress,
+        check_symmetric=check_symmetric, progress=progress, max_memory=max_memory,
     )
     return spec, "lanczos"
 
@@ -273,6 +273,7 @@ def spectral_density(
     exact_converged: bool = True,
     check_symmetric: bool = True,
     progress: bool = False,
+    max_memory: int | str | None = None,
 ) -> SpectralDensity:
     r"""Spectral density: the top eigenpairs exactly, SLQ on the deflated rest.
 
@@ -338,6 +339,12 @@ def spectral_density(
         one).
     progress : bool, default False
         Show tqdm bars.
+    max_memory : int or str, optional
+        Memory budget (bytes or ``"4GiB"``) of the deflation basis and the SLQ bases,
+        ``(k + num_probes (num_steps + 4)) P`` numbers, and of the deflation's
+        :func:`lanczos`; default the environment variable ``GN_THEORY_MAX_MEMORY``, else
+        the memory available on the operator's device. Checked before allocating
+        (:class:`~gn_theory.MemoryBudgetError`).
 
     Returns
     -------
@@ -380,9 +387,19 @@ def spectral_density(
     bdtype = basis_dtype(op, dtype)
     gen, seed = generator(seed)
     before = op.num_matvecs
+    kd = len(deflate.eigenvalues) if isinstance(deflate, Spectrum) else (
+        min(max(int(deflate), 0), P - 1) if isinstance(deflate, (int, np.integer)) else 0)
+    _memory.check_memory(
+        (kd + num_probes * (min(num_steps, P - kd) + 4)) * P * bdtype.itemsize,
+        f"spectral_density: the deflation basis ({kd} vectors) and the SLQ bases of "
+        f"{num_probes} probes x {min(num_steps, P - kd)} steps (P = {P:,}, {dtype_name(bdtype)})",
+        fix="fewer num_probes or num_steps, a smaller deflate"
+        + (", dtype=torch.float32" if bdtype.itemsize > 4 else ""),
+        max_memory=max_memory, device=op.device,
+    )
     spec, source = _deflation_pairs(
         op, deflate, tol=tol, seed=seed, check_symmetric=check_symmetric, dtype=dtype,
-        progress=progress,
+        progress=progress, max_memory=max_memory,
     )
     defl_matvecs = op.num_matvecs - before
     measured: list[float] = []
