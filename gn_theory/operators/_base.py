@@ -18,7 +18,7 @@ import torch
 from scipy.sparse.linalg import LinearOperator
 from tqdm.auto import tqdm
 
-from .. import _checks, _checks_torch
+from .. import _checks, _checks_torch, _memory
 from .._autodiff import ParameterLayout
 from .._format import fmt_bytes
 from ..exceptions import (
@@ -234,7 +234,8 @@ class CurvatureOperator(LinearOperator, metaclass=ABCMeta):
 
     # -- dense ------------------------------------------------------------------
     def to_dense(
-        self, *, block_size: int = 64, max_bytes: int | None = None, progress: bool = False
+        self, *, block_size: int = 64, max_bytes: int | None = None, progress: bool = False,
+        max_memory: int | str | None = None,
     ) -> torch.Tensor:
         """Materialise the operator as a dense P x P tensor, column block by block.
 
@@ -249,6 +250,10 @@ class CurvatureOperator(LinearOperator, metaclass=ABCMeta):
             :data:`DENSE_MEMORY_BUDGET` (4 GiB).
         progress : bool, default False
             Show a tqdm bar over the column blocks.
+        max_memory : int or str, optional
+            The memory the matrix may take where it is allocated (bytes or ``"4GiB"``):
+            default the environment variable ``GN_THEORY_MAX_MEMORY``, else the memory
+            available on the operator's device. Checked as well as ``max_bytes``.
 
         Returns
         -------
@@ -260,7 +265,7 @@ class CurvatureOperator(LinearOperator, metaclass=ABCMeta):
         InvalidInputError
             If ``block_size`` is not a positive integer.
         MemoryBudgetError
-            If P x P entries would need more than ``max_bytes``.
+            If P x P entries would need more than ``max_bytes`` or ``max_memory``.
         """
         block_size = _checks.check_positive_int("block_size", block_size)
         budget = DENSE_MEMORY_BUDGET if max_bytes is None else int(max_bytes)
@@ -273,6 +278,12 @@ class CurvatureOperator(LinearOperator, metaclass=ABCMeta):
                 f"the budget of {fmt_bytes(budget)}; pass to_dense(max_bytes=...) to allow it, "
                 "or use matrix-free methods (gn_theory.spectra.lanczos / slq)"
             )
+        _memory.check_memory(
+            need, f"to_dense: a dense {P:,} x {P:,} {self.torch_dtype} matrix",
+            fix="matrix-free methods (gn_theory.spectra.lanczos, slq, spectral_density), an "
+            "operator in float32, or fewer parameters (params=...)",
+            max_memory=max_memory, device=self.device,
+        )
         out = torch.empty(P, P, dtype=self.torch_dtype, device=self.device)
         starts: Any = range(0, P, block_size)
         if progress:
@@ -515,13 +526,14 @@ class DenseOperator(CurvatureOperator):
         return self.matrix @ V
 
     def to_dense(
-        self, *, block_size: int = 64, max_bytes: int | None = None, progress: bool = False
+        self, *, block_size: int = 64, max_bytes: int | None = None, progress: bool = False,
+        max_memory: int | str | None = None,
     ) -> torch.Tensor:
         """Return (a copy of) the wrapped matrix; the arguments are accepted and ignored.
 
         Parameters
         ----------
-        block_size, max_bytes, progress
+        block_size, max_bytes, progress, max_memory
             As for :meth:`CurvatureOperator.to_dense`; unused.
 
         Returns

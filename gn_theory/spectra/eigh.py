@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import _checks_torch
+from .. import _checks_torch, _memory
 from ..exceptions import InvalidInputError, NotSymmetricError
 from ..results.spectra import Spectrum
 from ._common import SYMMETRY_RTOL, dtype_name, operator_settings, spectral_operator
@@ -21,6 +21,7 @@ def eigh(
     dtype: torch.dtype = torch.float64,
     return_eigenvectors: bool = False,
     max_bytes: int | None = None,
+    max_memory: int | str | None = None,
 ) -> Spectrum:
     """Full spectrum from the dense matrix and a symmetric eigensolver.
 
@@ -36,6 +37,12 @@ def eigh(
         Keep the (P, P) eigenvectors.
     max_bytes : int, optional
         Memory budget for ``to_dense`` (default 4 GiB).
+    max_memory : int or str, optional
+        The memory the eigensolve may take (bytes or ``"4GiB"``): the matrix, its
+        symmetrised copy, the eigenvectors and the residual products, about
+        ``5 P^2`` numbers; default the environment variable ``GN_THEORY_MAX_MEMORY``,
+        else the memory available on the operator's device. Checked before the
+        dense export.
 
     Returns
     -------
@@ -48,7 +55,7 @@ def eigh(
     Raises
     ------
     MemoryBudgetError
-        If the dense matrix would exceed the budget.
+        If the dense matrix would exceed ``max_bytes``, or the eigensolve ``max_memory``.
     NotSymmetricError
         If the dense matrix is not symmetric to ``1e-8`` (float64) relative.
     NonFiniteError
@@ -73,7 +80,16 @@ def eigh(
         )
     op = spectral_operator(A, krylov=False)
     before = op.num_matvecs
-    M = op.to_dense(max_bytes=max_bytes).to(dtype)
+    P = op.num_params
+    _memory.check_memory(
+        5 * P * P * max(dtype.itemsize, op.torch_dtype.itemsize),
+        f"eigh: the dense {P:,} x {P:,} matrix, its symmetrised copy, the eigenvectors and "
+        "the residual products (5 P^2 numbers)",
+        fix="matrix-free methods (lanczos for the extreme eigenvalues, spectral_density for "
+        "the density)" + (", dtype=torch.float32" if dtype.itemsize > 4 else ""),
+        max_memory=max_memory, device=op.device,
+    )
+    M = op.to_dense(max_bytes=max_bytes, max_memory=max_memory).to(dtype)
     _checks_torch.check_finite_tensor(M, "the dense matrix")
     scale = float(M.abs().max()) if M.numel() else 0.0
     asym = float((M - M.T).abs().max()) if M.numel() else 0.0
