@@ -45,6 +45,7 @@ _LAZY: dict[str, str] = {
     "lanczos": "gn_theory.spectra",
     "slq": "gn_theory.spectra",
     "spectral_density": "gn_theory.spectra",
+    "smallest_eigenvalues": "gn_theory.spectra",
     "trace": "gn_theory.spectra",
     "outliers": "gn_theory.spectra",
     # class structure (measurement)
@@ -160,4 +161,6 @@ if TYPE_CHECKING:  # static view of the lazy names, for type checkers and IDEs
         load_result,
     )
     from .rmt import MarchenkoPastur, fit_marchenko_pastur, fit_spiked_model, scaling_fit  # noqa: F401
-    from .spectra import eigh, lanczos, outliers, slq, spectral_density, trace  # noqa: F401
+    from .spectra import (  # noqa: F401
+        eigh, lanczos, outliers, slq, smallest_eigenvalues, spectral_density, trace,
+    )

@@ -39,6 +39,7 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -841,6 +842,13 @@ def _num_classes(model: Any, data: Any, pair: Any) -> int:
     return int(out.shape[-1])
 
 
+def _without_vectors(spectrum: Spectrum) -> Spectrum:
+    """The spectrum without its eigenvectors (P x k numbers a Measurement does not store)."""
+    if spectrum.eigenvectors is None:
+        return spectrum
+    return dataclasses.replace(spectrum, eigenvectors=None)
+
+
 def _timed(seconds: dict, key: str, log: Log, what: str, fn: Callable[[], Any]) -> Any:
     t = time.perf_counter()
     with warnings.catch_warnings(record=True) as caught:
@@ -874,10 +882,13 @@ def measure_model(
 
     Steps (each logged): the top ``top_k`` eigenvalues of H and G and the top
     ``min(top_k, C)`` of R (:func:`~gn_theory.spectra.lanczos`), the ``bottom_k`` smallest of H
-    (Lanczos at ``tol=1e-6`` within a budget of ``max(400, 40 bottom_k)``
-    products; the negative end converges slowly, convergence is recorded), SLQ
-    densities (:func:`~gn_theory.spectra.slq`) of the operators in ``densities``,
-    and :math:`\|Hv - Gv - Rv\|/\|Hv\|` on ``identity_probes`` Gaussian probes.
+    (:func:`~gn_theory.spectra.smallest_eigenvalues`: Lanczos with the top ``top_k`` of H
+    deflated, at ``tol=1e-6`` within a budget of ``max(400, 40 bottom_k)`` products;
+    convergence is recorded), the densities of the operators in ``densities``
+    (:func:`~gn_theory.spectra.spectral_density`: their top ``top_k`` eigenpairs exact,
+    with weight 1/P, and SLQ with ``num_probes`` x ``num_steps`` on the deflated rest),
+    and :math:`\|Hv - Gv - Rv\|/\|Hv\|` on ``identity_probes`` Gaussian probes. The
+    top eigenvectors are used for the deflation and not stored.
 
     Parameters
     ----------
@@ -920,7 +931,7 @@ def measure_model(
     import torch  # deferred: torch (this module imports without it)
 
     from .operators import ggn_operator, hessian_operator, residual_operator
-    from .spectra import lanczos, slq
+    from .spectra import lanczos, smallest_eigenvalues, spectral_density
     from .training import evaluate
 
     log = log or _quiet
@@ -946,27 +957,32 @@ def measure_model(
     ev = evaluate(model, pair, loss=loss)
     spectra: dict[str, Spectrum] = {}
     k_R = min(k, C)  # the size of R next to H needs its top only; R's top is flat and slow
+    # the top eigenvectors of H and G are kept while they are needed: deflated densities and
+    # the deflated search for the smallest of H (docs/performance.md); never stored
+    keep = {"H": "H" in densities or bool(bottom_k), "G": "G" in densities, "R": False}
     for name, op, n in (("H", H, k), ("G", G, k), ("R", R, k_R)):
         spectra[name] = _timed(
             seconds, f"{name}_top", log, f"top {n} eigenvalues of {name}",
-            lambda op=op, n=n: lanczos(op, n, seed=seed, return_eigenvectors=False,
-                                       progress=progress))
+            lambda op=op, n=n, v=keep[name]: lanczos(op, n, seed=seed, return_eigenvectors=v,
+                                                     progress=progress))
     bottom = None
     if bottom_k:
         nb = min(bottom_k, P - 1)
-        bottom = _timed(
-            seconds, "H_bottom", log, f"smallest {nb} eigenvalues of H",
-            lambda: lanczos(H, nb, "smallest", seed=seed, tol=1e-6,
-                            max_matvecs=max(400, 40 * nb), return_eigenvectors=False,
-                            warn=False, progress=progress))
+        bottom = _timed(seconds, "H_bottom", log, f"smallest {nb} eigenvalues of H",
+                        lambda: smallest_eigenvalues(H, nb, top=spectra["H"], seed=seed,
+                                                     progress=progress))
     dens: dict[str, SpectralDensity] = {}
     for name in densities:
         op = {"H": H, "G": G}[name]
+        top = spectra[name]
         dens[name] = _timed(
             seconds, f"{name}_density", log,
-            f"SLQ density of {name} ({num_probes} probes x {min(num_steps, P)} steps)",
-            lambda op=op: slq(op, num_probes=num_probes, num_steps=num_steps, seed=seed,
-                              progress=progress))
+            f"density of {name} (top {len(top)} deflated, {num_probes} probes x "
+            f"{min(num_steps, P - len(top))} steps)",
+            lambda op=op, top=top: spectral_density(op, deflate=top, num_probes=num_probes,
+                                                    num_steps=num_steps, seed=seed,
+                                                    progress=progress))
+    spectra = {name: _without_vectors(s) for name, s in spectra.items()}
 
     def identity() -> np.ndarray:
         gen = torch.Generator().manual_seed(seed)

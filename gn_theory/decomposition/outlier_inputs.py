@@ -28,7 +28,7 @@ from ..operators.lowrank import within_class_operator
 from ..results import TraceEstimate
 from ..results.structure import ClassStructure, OutlierInputs
 from ..rmt import subspace_ritz
-from ..spectra import lanczos, slq
+from ..spectra import lanczos, spectral_density
 from ._stream import DELTA_NORMS_CHUNK_BYTES, stream_delta_norms
 
 __all__ = ["measure_outlier_inputs"]
@@ -52,11 +52,12 @@ def measure_outlier_inputs(
 
     1. ``observed``: :func:`gn_theory.spectra.lanczos` for the top ``k``
        eigenvalues of G (no eigenvectors);
-    2. ``within_density``: :func:`gn_theory.spectra.slq` of
-       :math:`G_{\rm w}` (:func:`within_class_operator`) with ``num_probes``
-       probes of ``num_steps`` steps;
-    3. ``within_spectrum``: the top ``num_vectors`` eigenpairs of
-       :math:`G_{\rm w}` with eigenvectors (Lanczos, ``tol=1e-6``);
+    2. ``within_spectrum``: the top ``num_vectors`` eigenpairs of
+       :math:`G_{\rm w}` (:func:`within_class_operator`) with eigenvectors
+       (Lanczos, ``tol=1e-6``);
+    3. ``within_density``: :func:`gn_theory.spectra.spectral_density` of
+       :math:`G_{\rm w}` with those eigenpairs deflated (exact, weight 1/P)
+       and ``num_probes`` probes of ``num_steps`` steps on the rest;
     4. ``ritz``: :func:`gn_theory.rmt.subspace_ritz` of G on the class-mean
        span (:meth:`ClassStructure.class_mean_basis`, r products with G);
     5. ``trace`` (``exact_trace=True``): :math:`\operatorname{tr}G =
@@ -152,10 +153,12 @@ def measure_outlier_inputs(
         )
         trace = _exact_trace(G, structure) if exact_trace else None
         return OutlierInputs(observed=observed, settings=settings, trace=trace)
-    density = slq(W, num_probes=num_probes, num_steps=num_steps, seed=seed, progress=progress)
     within = lanczos(
         W, nv, which="largest", seed=seed, tol=1e-6, warn=False, progress=progress
     )
+    # the top of G_w is computed anyway: deflate it, SLQ on the rest (docs/performance.md)
+    density = spectral_density(W, deflate=within, num_probes=num_probes, num_steps=num_steps,
+                               seed=seed, progress=progress)
     ritz = subspace_ritz(G, structure.class_mean_basis(), orthonormalize=False)
     trace = _exact_trace(G, structure) if exact_trace else None
     return OutlierInputs(

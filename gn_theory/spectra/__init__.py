@@ -54,6 +54,7 @@ from .density import (
     DEFAULT_DENSITY_STEPS,
     DeflatedOperator,
     deflated_operator,
+    smallest_eigenvalues,
     spectral_density,
 )
 from .eigh import eigh
@@ -89,4 +90,5 @@ __all__ = [
     "DEFAULT_DEFLATE",
     "DEFAULT_DENSITY_PROBES",
     "DEFAULT_DENSITY_STEPS",
+    "smallest_eigenvalues",
 ]

@@ -16,7 +16,7 @@ from gn_theory.decomposition import (
 )
 from gn_theory.results import SpectralDensity, Spectrum
 from gn_theory.rmt import RitzResult, subspace_ritz
-from gn_theory.spectra import lanczos, slq
+from gn_theory.spectra import lanczos, spectral_density
 
 from cases import RELU_C4_UNBALANCED, TANH_C3_UNBALANCED
 from references import DenseClassStructure
@@ -96,11 +96,13 @@ def test_the_same_measurements_as_calling_the_estimators_directly(measured):
     W = within_class_operator(G, cs)
     top = lanczos(G, r, which="largest", seed=0, return_eigenvectors=False)
     np.testing.assert_array_equal(inputs.observed.eigenvalues, top.eigenvalues)
-    dens = slq(W, num_probes=3, num_steps=P, seed=0)
-    np.testing.assert_array_equal(inputs.within_density.nodes, dens.nodes)
-    np.testing.assert_array_equal(inputs.within_density.weights, dens.weights)
     within = lanczos(W, min(r, P - 1), which="largest", seed=0, tol=1e-6, warn=False)
     np.testing.assert_array_equal(inputs.within_spectrum.eigenvalues, within.eigenvalues)
+    # the density deflates the top of G_w it has just computed (exact, weight 1/P)
+    dens = spectral_density(W, deflate=within, num_probes=3, num_steps=P, seed=0)
+    np.testing.assert_array_equal(inputs.within_density.nodes, dens.nodes)
+    np.testing.assert_array_equal(inputs.within_density.weights, dens.weights)
+    np.testing.assert_array_equal(inputs.within_density.deflated_eigenvalues, within.eigenvalues)
     rr = subspace_ritz(G, cs.class_mean_basis(), orthonormalize=False)
     np.testing.assert_array_equal(inputs.ritz.values, rr.values)
 
