@@ -17,7 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from .. import _checks, distributed
+from .. import _checks, _memory, distributed
 from .._format import fmt_bytes
 from ..exceptions import (
     DataError,
@@ -79,6 +79,7 @@ def class_structure(
     checkpoint: str | Path | None = None,
     batches_per_checkpoint: int = 10,
     resume: bool = False,
+    max_memory: int | str | None = None,
 ) -> ClassStructure:
     r"""Class means of the GGN's :math:`\delta` vectors and the exact spectra of its low-rank parts.
 
@@ -158,6 +159,13 @@ def class_structure(
         selection (the GGN operator's fingerprint), other settings or another
         number of processes, or a truncated one, is refused
         (:class:`~gn_theory.ResultFileError`).
+    max_memory : int or str, optional
+        The memory the class sums may take on the operator's device (bytes or
+        ``"4GiB"``; the C^2 P or 2 C P float64 numbers that ``max_bytes`` chose,
+        with a working copy): default the environment variable
+        ``GN_THEORY_MAX_MEMORY``, else the memory available there. Unlike
+        ``max_bytes`` (which chooses what is computed) it never changes the
+        result: above it the call fails before the streaming pass.
 
     Returns
     -------
@@ -178,7 +186,8 @@ def class_structure(
     NonFiniteError
         Non-finite logits, loss or probabilities (the batch is named).
     MemoryBudgetError
-        If even the 2CP fallback exceeds ``max_bytes``.
+        If even the 2CP fallback exceeds ``max_bytes``, or the chosen means exceed
+        ``max_memory``.
     ResultFileError
         ``resume`` with a foreign or corrupt checkpoint.
 
@@ -259,6 +268,14 @@ def class_structure(
         )
         skipped.append(msg)
         warnings.warn(msg, NumericalWarning, stacklevel=2)
+    _memory.check_memory(
+        full_bytes if full else 4 * C * P * 8,
+        f"class_structure: the {C * C if full else 2 * C} x {P:,} float64 class sums (with a "
+        "working copy)",
+        fix=(f"max_bytes below {full_bytes} (only the 2 C P class-level means: G_0, G_1) or "
+             if full else "") + "fewer parameters (params=...)",
+        max_memory=max_memory, device=G.device,
+    )
 
     stream: dict[str, Any] = {}
     if checkpoint is not None:
