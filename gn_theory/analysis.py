@@ -861,6 +861,16 @@ def _timed(seconds: dict, key: str, log: Log, what: str, fn: Callable[[], Any]) 
     return value
 
 
+def _checkpoint(checkpoint_dir: Any, step: str, resume: bool) -> dict[str, Any]:
+    """The ``checkpoint=``/``resume=`` arguments of one step: ``<checkpoint_dir>/<step>.npz``."""
+    if checkpoint_dir is None:
+        if resume:
+            raise InvalidInputError("resume=True needs checkpoint_dir= (the folder of the "
+                                    "checkpoints to continue from)")
+        return {}
+    return {"checkpoint": Path(checkpoint_dir) / f"{step}.npz", "resume": bool(resume)}
+
+
 def measure_model(
     model: Any,
     data: Any,
@@ -877,6 +887,8 @@ def measure_model(
     dtype: Any = None,
     progress: bool = False,
     log: Log | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
 ) -> Measurement:
     r"""Measure the spectra of H, G and R of a trained model, and check H = G + R.
 
@@ -918,6 +930,13 @@ def measure_model(
         tqdm bars of the Lanczos and SLQ runs.
     log : callable, optional
         Called with one line per finished step.
+    checkpoint_dir : str or os.PathLike, optional
+        A folder where the top-eigenvalue Lanczos runs of H, G and R checkpoint
+        (``measure_H_top.npz``, ...: :func:`~gn_theory.spectra.lanczos`'s
+        ``checkpoint=``); without it nothing is written.
+    resume : bool, default False
+        Continue those runs from the checkpoints in ``checkpoint_dir`` (same
+        numbers as an uninterrupted run; foreign checkpoints are refused).
 
     Returns
     -------
@@ -963,8 +982,9 @@ def measure_model(
     for name, op, n in (("H", H, k), ("G", G, k), ("R", R, k_R)):
         spectra[name] = _timed(
             seconds, f"{name}_top", log, f"top {n} eigenvalues of {name}",
-            lambda op=op, n=n, v=keep[name]: lanczos(op, n, seed=seed, return_eigenvectors=v,
-                                                     progress=progress))
+            lambda op=op, n=n, v=keep[name], name=name: lanczos(
+                op, n, seed=seed, return_eigenvectors=v, progress=progress,
+                **_checkpoint(checkpoint_dir, f"measure_{name}_top", resume)))
     bottom = None
     if bottom_k:
         nb = min(bottom_k, P - 1)
@@ -1029,6 +1049,8 @@ def decompose_model(
     dtype: Any = None,
     progress: bool = False,
     log: Log | None = None,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
 ) -> Decomposition:
     r"""Measure the class structure of G, its identities and the inputs of outlier prediction.
 
@@ -1054,6 +1076,12 @@ def decompose_model(
         As :func:`measure_model` (default float64).
     progress : bool, default False
     log : callable, optional
+    checkpoint_dir : str or os.PathLike, optional
+        A folder where the class-structure pass checkpoints
+        (``decompose_class_structure.npz``:
+        :func:`~gn_theory.decomposition.class_structure`'s ``checkpoint=``).
+    resume : bool, default False
+        Continue it from its checkpoint in ``checkpoint_dir``.
 
     Returns
     -------
@@ -1073,7 +1101,10 @@ def decompose_model(
     pair = _as_pair(data)
     seconds: dict[str, float] = {}
     structure = _timed(seconds, "class_structure", log, "class structure of G",
-                       lambda: class_structure(model, pair, device=device, dtype=tdtype))
+                       lambda: class_structure(model, pair, device=device, dtype=tdtype,
+                                               **_checkpoint(checkpoint_dir,
+                                                             "decompose_class_structure",
+                                                             resume)))
     C, P = int(structure.num_classes), int(structure.num_params)
     G = ggn_operator(model, pair, device=device, dtype=tdtype)
     errors: dict[str, float] = {}
