@@ -23,6 +23,14 @@ corrupt input, an output directory that exists, a failed computation). A
 traceback is printed only with ``--debug``. Output is written to a temporary
 sibling directory and moved into place at the end, so an existing run is never
 half-overwritten.
+
+Data-parallel: ``measure`` and ``decompose`` run under ``torchrun`` (``torchrun
+--standalone --nproc_per_node 2 -m gn_theory measure RUN_DIR``): with ``WORLD_SIZE``
+above 1 in the environment every process joins one group (gloo on the CPU, NCCL on
+CUDA, GPU ``LOCAL_RANK`` each), reads its contiguous shard of the training data, uses
+rank 0's seed, and only rank 0 logs, prints and writes the run directory. Every
+other command is refused there (exit 2): training is not data-parallel. See
+``docs/scaling.md``.
 """
 
 from __future__ import annotations
@@ -46,6 +54,8 @@ from .exceptions import GnTheoryError, ResultFileError
 __all__ = ["main", "build_parser", "EXIT_OK", "EXIT_FAILURE", "EXIT_USAGE"]
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+#: The commands that run data-parallel under torchrun.
+DISTRIBUTED_COMMANDS = ("measure", "decompose")
 
 _HELP = {
     "run": "the main job: train, measure, decompose, fit, plot and report (default)",
@@ -75,6 +85,10 @@ class _Refused(Exception):
     """The output directory exists and --force was not given (exit 1)."""
 
 
+class _PeerFailed(Exception):
+    """Another process of a data-parallel run failed while setting up (exit 1)."""
+
+
 # ============================================================================ parser
 def _add_common(p: argparse.ArgumentParser, stage: str) -> None:
     g = p.add_argument_group("run options")
@@ -90,6 +104,11 @@ def _add_common(p: argparse.ArgumentParser, stage: str) -> None:
                    "[model], [train], [measure], [fit], [plot] tables; flags override it)")
     g.add_argument("--force", action="store_true", help="replace existing outputs (written "
                    "to a temporary sibling and swapped in at the end)")
+    if stage in _CHECKPOINTED:
+        g.add_argument("--resume", action="store_true", help="continue the Lanczos and class-"
+                       "structure steps of an interrupted run from OUT/checkpoints/ (same "
+                       "numbers as an uninterrupted run; without it such checkpoints are an "
+                       "error, --force deletes them)")
     g.add_argument("--debug", action="store_true", help="show tracebacks")
     g.add_argument("--quiet", action="store_true", help="no log lines on stderr")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -179,20 +198,42 @@ def _remove(path: Path) -> None:
         path.unlink()
 
 
-class _Workspace:
-    """A temporary sibling of the output directory, swapped in by :meth:`commit`."""
+#: The commands whose steps checkpoint to OUT/checkpoints/ (and take --resume).
+_CHECKPOINTED = ("measure", "decompose", "run", "demo")
 
-    def __init__(self, out: Path, source: Path | None, stage: str, force: bool, log: _Log):
+
+class _Workspace:
+    """A temporary sibling of the output directory, swapped in by :meth:`commit`.
+
+    ``OUT/checkpoints/`` (the commands of :data:`_CHECKPOINTED`) lives outside the
+    workspace, so an interrupted stage leaves it behind; it is not copied into the
+    workspace, so a stage that succeeds removes it when the workspace is swapped in.
+    Found without ``resume`` it is refused (``force`` deletes it).
+    """
+
+    def __init__(self, out: Path, source: Path | None, stage: str, force: bool, log: _Log,
+                 resume: bool = False):
         self.out, self.source, self.stage, self.force, self.log = out, source, stage, force, log
         mine, later = _stage_outputs(stage)
         in_place = source is not None and out.resolve() == source.resolve()
+        ck = out / st.CHECKPOINTS
+        held = stage in _CHECKPOINTED and ck.is_dir() and any(ck.iterdir())
+        if held and not resume:
+            if not force:
+                raise _Refused(
+                    f"{ck} holds the checkpoints of an interrupted `{stage}`; pass --resume to "
+                    "continue from them, or --force to start afresh (deletes them)")
+            shutil.rmtree(ck)
+        elif resume and not held:
+            log(f"--resume: no checkpoints in {ck}; starting afresh")
+        resuming = held and resume
         if in_place:
             existing = [f for f in mine if (out / f).exists()]
             if existing and not force:
                 raise _Refused(
                     f"{out} already has the outputs of `{stage}` ({', '.join(existing)}); pass "
                     "--force to recompute them, or --out DIR to write a new run directory")
-        elif out.exists() and not force:
+        elif out.exists() and not force and not resuming:
             raise _Refused(f"output directory {out} exists; pass --force to replace it, or "
                            "--out DIR to choose another")
         if out.exists() and not out.is_dir():
@@ -200,7 +241,9 @@ class _Workspace:
         out.parent.mkdir(parents=True, exist_ok=True)
         self.tmp = out.parent / f".{out.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         if source is not None:
-            shutil.copytree(source, self.tmp, symlinks=True)
+            top = Path(source)
+            shutil.copytree(source, self.tmp, symlinks=True, ignore=lambda d, names: [
+                st.CHECKPOINTS] if stage in _CHECKPOINTED and Path(d) == top else [])
             stale = [f for f in mine + later if (self.tmp / f).exists()]
             for f in stale:
                 _remove(self.tmp / f)
@@ -341,36 +384,76 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SystemExit as exc:  # argparse: usage errors exit 2, --help/--version exit 0
         return int(exc.code or 0)
     command = args.command or "run"
-    log = _Log(args.quiet)
-    progress = sys.stderr.isatty() and not args.no_progress and not args.quiet
+    world = int(os.environ.get("WORLD_SIZE", "1") or 1)
+    rank = int(os.environ.get("RANK", "0") or 0) if world > 1 else 0
+    if world > 1 and command not in DISTRIBUTED_COMMANDS:
+        if rank == 0:
+            print(f"gn-theory {command}: error: `{command}` does not run data-parallel (only "
+                  f"{' and '.join(DISTRIBUTED_COMMANDS)} do; training is not data-parallel): "
+                  f"run `gn-theory {command}` in one process, then `torchrun ... -m gn_theory "
+                  "measure RUN_DIR`", file=sys.stderr)
+        return EXIT_USAGE
+    log = _Log(args.quiet or rank > 0)
+    progress = sys.stderr.isatty() and not args.no_progress and not args.quiet and rank == 0
     ws = None
+    joined = False
     t0 = time.perf_counter()
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
+            if rank > 0:  # every rank holds the same results: rank 0 reports
+                warnings.simplefilter("ignore")
             source = Path(args.run_dir) if getattr(args, "run_dir", None) else None
             if source is None and command not in ("run", "train", "demo") and args.out:
                 source = Path(args.out) if Path(args.out).is_dir() else None
             cfg = _resolve(args, command, source)
-            out, source = _dirs(args, command, cfg)
-            log(f"gn_theory {__version__}: {command} -> {out}")
-            ws = _Workspace(out, source, command, args.force, log)
+            if world > 1:
+                from . import distributed  # deferred: torch
+
+                joined = distributed.init_from_env(cfg["run"]["device"])
+                cfg["run"]["seed"] = distributed.broadcast_seed(cfg["run"]["seed"])
+            failure = None
+            try:  # rank 0 alone makes the workspace; the others read RUN_DIR and write nothing
+                out, source = _dirs(args, command, cfg)
+                if rank == 0:
+                    log(f"gn_theory {__version__}: {command} -> {out}"
+                        + (f" ({world} processes)" if world > 1 else ""))
+                    ws = _Workspace(out, source, command, args.force, log,
+                                    resume=getattr(args, "resume", False))
+            except Exception as exc:
+                failure = exc
+            if world > 1:  # all ranks go on together, or none does
+                failed = distributed.any_rank(failure is not None)
+                if failure is None and failed:
+                    raise _PeerFailed(f"process(es) {failed} failed before the measurement")
+            if failure is not None:
+                raise failure
             fn = st.stage_function("run" if command == "demo" else command)
-            files = fn(cfg, ws.tmp, log=log, progress=progress)
-            ws.commit()
-            files = [out / p.relative_to(ws.tmp) for p in files if p.is_relative_to(ws.tmp)]
-            ws = None
-            _print_result(command, out, files, time.perf_counter() - t0)
+            ck = {"checkpoint_dir": out / st.CHECKPOINTS, "resume": args.resume} if (
+                command in _CHECKPOINTED) else {}
+            files = fn(cfg, ws.tmp if ws is not None else source, log=log, progress=progress,
+                       **ck)
+            if ws is not None:
+                ws.commit()
+                files = [out / p.relative_to(ws.tmp) for p in files if p.is_relative_to(ws.tmp)]
+                ws = None
+                _print_result(command, out, files, time.perf_counter() - t0)
         return EXIT_OK
     except (st.ConfigError, _UsageError) as exc:
         if args.debug:
             raise
-        print(f"gn-theory {command}: error: {exc}", file=sys.stderr)
+        if rank == 0:
+            print(f"gn-theory {command}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except _PeerFailed as exc:
+        if rank == 0:
+            print(f"gn-theory {command}: error: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
     except (GnTheoryError, _Refused, OSError) as exc:
         if args.debug:
             raise
-        print(f"gn-theory {command}: error: {exc}", file=sys.stderr)
+        where = f" (process {rank})" if rank else ""
+        print(f"gn-theory {command}{where}: error: {exc}", file=sys.stderr)
         return EXIT_FAILURE
     except ImportError as exc:
         if args.debug:
@@ -395,3 +478,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if ws is not None:
             ws.discard()
+        if joined:
+            distributed.destroy_from_env()
+
+
+if __name__ == "__main__":  # python -m gn_theory.cli (also python -m gn_theory)
+    sys.exit(main())

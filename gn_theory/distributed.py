@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,9 @@ __all__ = [
     "any_rank",
     "barrier",
     "broadcast_seed",
+    "destroy_from_env",
+    "init_from_env",
+    "shard_range",
     "checkpoint_seed",
     "check_same",
     "is_distributed",
@@ -195,6 +199,55 @@ def barrier() -> None:
     """Wait for every rank (nothing in one process)."""
     if is_distributed():
         dist.barrier()
+
+
+def init_from_env(device: str = "auto") -> bool:
+    """Join the process group that ``torchrun`` describes in the environment, once.
+
+    ``torchrun`` sets ``WORLD_SIZE``, ``RANK``, ``LOCAL_RANK``, ``MASTER_ADDR`` and
+    ``MASTER_PORT``; with ``WORLD_SIZE`` above 1 and no group yet, this initialises
+    the default group from them (``init_method="env://"``): NCCL when the computation
+    runs on CUDA (``device`` "cuda", "cuda:N", or "auto" with a GPU; each process then
+    uses GPU ``LOCAL_RANK`` unless "cuda:N" names one), gloo otherwise.
+
+    Parameters
+    ----------
+    device : str, default "auto"
+        Where the computation runs (the CLI's ``--device``).
+
+    Returns
+    -------
+    bool
+        Whether this call initialised the group (the caller then destroys it,
+        :func:`destroy_from_env`); ``False`` outside torchrun or if one exists already.
+    """
+    if not dist.is_available() or dist.is_initialized():
+        return False
+    if int(os.environ.get("WORLD_SIZE", "1")) <= 1:
+        return False
+    cuda = device.startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+    if cuda and device in ("auto", "cuda"):
+        torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+    dist.init_process_group("nccl" if cuda else "gloo", init_method="env://")
+    return True
+
+
+def destroy_from_env() -> None:
+    """Leave the default process group, if one is initialised (nothing otherwise)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def shard_range(n: int) -> tuple[int, int]:
+    """This rank's contiguous share ``[lo, hi)`` of ``n`` samples: ``n // W`` or one more.
+
+    Rank r holds samples ``[r n // W, (r + 1) n // W)``: uneven by at most one when W
+    does not divide n, in the data's order (so a sample drawn by its global position,
+    as :func:`~gn_theory.decomposition.fort_ganguli`'s subsample, is the one a single
+    process draws). ``(0, n)`` in one process.
+    """
+    w, r = world_size(), rank()
+    return r * n // w, (r + 1) * n // w
 
 
 def save_result(result: Any, path: str | Path) -> Path:

@@ -45,6 +45,7 @@ from typing import Any, Callable
 import numpy as np
 
 from ._checks import check_choice
+from ._memory import budget_scope, parse_memory
 from .analysis import (
     FILES,
     SUMMARY_FILE,
@@ -91,6 +92,8 @@ OUTPUTS: dict[str, tuple[str, ...]] = {
 }
 #: The resolved configuration written into every run directory.
 CONFIG_FILE = "config.toml"
+#: The folder of a run directory where measure and decompose checkpoint (``--resume``).
+CHECKPOINTS = "checkpoints"
 #: The figures of the plot stage: file stem -> what it shows.
 FIGURES: dict[str, str] = {
     "spectrum": "spectral densities (linear and log scale) with the MP fit and the outliers",
@@ -139,6 +142,13 @@ OPTIONS: tuple[Option, ...] = (
            "cuda, cuda:N", stages=_TORCH),
     Option("run", "dtype", str, "float64", "precision of the curvature measurements (training "
            "runs in float32)", ("float64", "float32"), stages=_M),
+    Option("run", "max_memory", str, None, "memory budget of each large allocation (Krylov "
+           "bases, dense exports, class sums), bytes or a size such as 4GiB; above it a clear "
+           "error before allocating (default: GN_THEORY_MAX_MEMORY, else the memory "
+           "available)", stages=_M),
+    Option("run", "checkpoints", bool, True, "checkpoint the Lanczos and class-structure "
+           "steps to OUT/checkpoints/ (continued with --resume; removed once the stage "
+           "succeeds)", stages=_M),
     Option("run", "threads", int, None, "torch CPU threads (default: min(4, physical cores "
            "not busy by the load average), at least 1)", stages=_TORCH),
     # data
@@ -302,6 +312,11 @@ def resolve_config(*layers: dict[str, Any], where: tuple[str, ...] = ()) -> dict
     if cfg["model"]["model"] == "mlp":
         cfg["model"]["width"] = 24 if cfg["model"]["width"] is None else cfg["model"]["width"]
         cfg["model"]["depth"] = 2 if cfg["model"]["depth"] is None else cfg["model"]["depth"]
+    if cfg["run"]["max_memory"] is not None:
+        try:
+            parse_memory(cfg["run"]["max_memory"], "max_memory")
+        except InvalidInputError as exc:
+            raise ConfigError(str(exc)) from None
     return cfg
 
 
@@ -587,6 +602,55 @@ def _rebuild(run_dir: Path, device: Any, log: Log) -> tuple[Any, Any, dict[str, 
     return model, ds, info
 
 
+def _shard(ds: Any, log: Log) -> Any:
+    """This rank's contiguous shard of the training split in a data-parallel run (else ``ds``).
+
+    Rank r of W reads samples ``[r N // W, (r + 1) N // W)``
+    (:func:`gn_theory.distributed.shard_range`); the operators all-reduce their sums and
+    sample counts, so the measurements are those of all N samples.
+    """
+    from . import distributed  # deferred: torch
+
+    if not distributed.is_distributed():
+        return ds
+    n = int(ds.train_targets.shape[0])
+    lo, hi = distributed.shard_range(n)
+    log(f"data-parallel over {distributed.world_size()} processes: rank 0 reads samples "
+        f"[{lo}, {hi}) of {n} (contiguous shards)")
+    return dataclasses.replace(ds, train_inputs=ds.train_inputs[lo:hi],
+                               train_targets=ds.train_targets[lo:hi])
+
+
+def _global_evaluation(result: Any, model: Any, shard: Any, loss: str) -> Any:
+    """In a data-parallel run, the measurement's loss, accuracy and N over all shards."""
+    import torch  # deferred: torch
+
+    from . import distributed
+    from .training import evaluate
+
+    if not distributed.is_distributed():
+        return result
+    n = int(shard.train_targets.shape[0])
+    ev = evaluate(model, shard.train, loss=loss)
+    sums = distributed.all_reduce_sum(torch.tensor(
+        [ev["loss"] * n, ev["accuracy"] * n, float(n)], dtype=torch.float64))
+    total = float(sums[2])
+    return dataclasses.replace(result, loss_value=float(sums[0]) / total,
+                               accuracy=float(sums[1]) / total, num_samples=int(total))
+
+
+def _save_stage(run: Path, result: Any, stem: str, config: dict[str, Any],
+                stage: str) -> list[Path]:
+    """Save a stage's result and record its settings: on rank 0 only in a data-parallel run."""
+    from . import distributed  # deferred: torch
+
+    files: list[Path] = []
+    if distributed.is_main_process():
+        files = [result.save(run / stem), run / f"{stem}.npz", write_config(run, config, stage)]
+    distributed.barrier()
+    return files
+
+
 # ============================================================================ stages
 def train(config: dict[str, Any], run_dir: str | os.PathLike, *, log: Log | None = None,
           progress: bool = False) -> list[Path]:
@@ -665,7 +729,8 @@ def train(config: dict[str, Any], run_dir: str | os.PathLike, *, log: Log | None
 
 
 def measure(config: dict[str, Any], run_dir: str | os.PathLike, *, log: Log | None = None,
-            progress: bool = False) -> list[Path]:
+            progress: bool = False, checkpoint_dir: str | os.PathLike | None = None,
+            resume: bool = False) -> list[Path]:
     """Stage 2: the spectra of H, G and R and the check H = G + R; write ``measurement.*``.
 
     Parameters
@@ -676,6 +741,11 @@ def measure(config: dict[str, Any], run_dir: str | os.PathLike, *, log: Log | No
         A run directory holding ``model.pt`` (from :func:`train`).
     log : callable, optional
     progress : bool, default False
+    checkpoint_dir : str or os.PathLike, optional
+        Where the steps checkpoint (the CLI: ``OUT/checkpoints``), unless the
+        setting ``run.checkpoints`` is false; see :func:`~gn_theory.analysis.measure_model`.
+    resume : bool, default False
+        Continue from the checkpoints there.
 
     Returns
     -------
@@ -692,18 +762,29 @@ def measure(config: dict[str, Any], run_dir: str | os.PathLike, *, log: Log | No
     run = Path(run_dir)
     device, dtype = _setup_torch(config, log)
     model, ds, info = _rebuild(run, device, log)
+    ds = _shard(ds, log)
     m = config["measure"]
-    result = measure_model(model, ds, loss=info.get("loss", "cross_entropy"), top_k=m["top_k"],
-                           bottom_k=m["bottom_k"], num_probes=m["num_probes"],
-                           num_steps=m["num_steps"], identity_probes=m["identity_probes"],
-                           seed=config["run"]["seed"], device=device, dtype=dtype,
-                           progress=progress, log=log)
-    path = result.save(run / FILES["measurement"])
-    return [path, run / f"{FILES['measurement']}.npz", write_config(run, config, "measure")]
+    with budget_scope(config["run"]["max_memory"], "--max-memory"):
+        result = measure_model(model, ds, loss=info.get("loss", "cross_entropy"),
+                               top_k=m["top_k"], bottom_k=m["bottom_k"],
+                               num_probes=m["num_probes"], num_steps=m["num_steps"],
+                               identity_probes=m["identity_probes"], seed=config["run"]["seed"],
+                               device=device, dtype=dtype, progress=progress, log=log,
+                               **_checkpoints(config, checkpoint_dir, resume))
+    result = _global_evaluation(result, model, ds, info.get("loss", "cross_entropy"))
+    return _save_stage(run, result, FILES["measurement"], config, "measure")
+
+
+def _checkpoints(config: dict[str, Any], checkpoint_dir: Any, resume: bool) -> dict[str, Any]:
+    """``checkpoint_dir``/``resume`` for the pipeline, unless ``run.checkpoints`` is off."""
+    if checkpoint_dir is None or not config["run"].get("checkpoints", True):
+        return {}
+    return {"checkpoint_dir": checkpoint_dir, "resume": resume}
 
 
 def decompose(config: dict[str, Any], run_dir: str | os.PathLike, *, log: Log | None = None,
-              progress: bool = False) -> list[Path]:
+              progress: bool = False, checkpoint_dir: str | os.PathLike | None = None,
+              resume: bool = False) -> list[Path]:
     """Stage 3: the class structure of G and the inputs of outlier prediction; ``decomposition.*``.
 
     Parameters
@@ -714,6 +795,8 @@ def decompose(config: dict[str, Any], run_dir: str | os.PathLike, *, log: Log | 
         A run directory holding ``model.pt``.
     log : callable, optional
     progress : bool, default False
+    checkpoint_dir, resume
+        As :func:`measure` (the class-structure pass).
 
     Returns
     -------
@@ -732,16 +815,18 @@ def decompose(config: dict[str, Any], run_dir: str | os.PathLike, *, log: Log | 
     run = Path(run_dir)
     device, dtype = _setup_torch(config, log)
     model, ds, info = _rebuild(run, device, log)
+    ds = _shard(ds, log)
     if info.get("loss", "cross_entropy") != "cross_entropy":
         raise InvalidInputError("the class structure needs the softmax cross-entropy loss; this "
                                 f"model was trained with {info.get('loss')!r}")
     m = config["measure"]
-    result = decompose_model(model, ds, top_k=m["top_k"], num_probes=m["num_probes"],
-                             num_steps=m["num_steps"], identity_probes=m["identity_probes"],
-                             seed=config["run"]["seed"], device=device, dtype=dtype,
-                             progress=progress, log=log)
-    path = result.save(run / FILES["decomposition"])
-    return [path, run / f"{FILES['decomposition']}.npz", write_config(run, config, "decompose")]
+    with budget_scope(config["run"]["max_memory"], "--max-memory"):
+        result = decompose_model(model, ds, top_k=m["top_k"], num_probes=m["num_probes"],
+                                 num_steps=m["num_steps"], identity_probes=m["identity_probes"],
+                                 seed=config["run"]["seed"], device=device, dtype=dtype,
+                                 progress=progress, log=log,
+                                 **_checkpoints(config, checkpoint_dir, resume))
+    return _save_stage(run, result, FILES["decomposition"], config, "decompose")
 
 
 def read_spectrum(path: str | os.PathLike, *, num_params: int | None = None) -> Any:
@@ -1052,7 +1137,8 @@ _STAGE_FUNCS: dict[str, Callable[..., list[Path]]] = {}
 
 
 def run(config: dict[str, Any], run_dir: str | os.PathLike, *, log: Log | None = None,
-        progress: bool = False) -> list[Path]:
+        progress: bool = False, checkpoint_dir: str | os.PathLike | None = None,
+        resume: bool = False) -> list[Path]:
     """All six stages in one run directory: train, measure, decompose, fit, plot, report.
 
     Parameters
@@ -1062,6 +1148,8 @@ def run(config: dict[str, Any], run_dir: str | os.PathLike, *, log: Log | None =
     run_dir : str or os.PathLike
     log : callable, optional
     progress : bool, default False
+    checkpoint_dir, resume
+        Passed to :func:`measure` and :func:`decompose`.
 
     Returns
     -------
@@ -1074,7 +1162,9 @@ def run(config: dict[str, Any], run_dir: str | os.PathLike, *, log: Log | None =
             (log or (lambda _: None))("decompose: skipped (the class structure needs "
                                       "cross-entropy)")
             continue
-        files += _STAGE_FUNCS[name](config, run_dir, log=log, progress=progress)
+        ck = {"checkpoint_dir": checkpoint_dir, "resume": resume} if name in (
+            "measure", "decompose") else {}
+        files += _STAGE_FUNCS[name](config, run_dir, log=log, progress=progress, **ck)
     return files
 
 
