@@ -34,6 +34,7 @@ from .exceptions import DataError, ResultFileError
 from .results import atomic_write_bytes, fingerprint
 
 __all__ = [
+    "all_gather_objects",
     "all_gather_union",
     "all_reduce_sum",
     "any_rank",
@@ -183,6 +184,15 @@ def all_gather_union(items: set[str]) -> set[str]:
     for v in values:
         out.update(v)
     return out
+
+
+def all_gather_objects(value: Any) -> list[Any]:
+    """Every rank's ``value`` (picklable), in rank order (``[value]`` in one process)."""
+    if not is_distributed():
+        return [value]
+    values: list[Any] = [None] * world_size()
+    dist.all_gather_object(values, value)
+    return values
 
 
 def any_rank(flag: bool) -> list[int]:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.func import grad, jacrev, vmap
 
-from .. import _checks
+from .. import _checks, distributed
 from .._autodiff import FunctionalModel, make_loss
 from .._data import DataSource, reduce_sum
 from .._format import fmt_bytes
@@ -30,25 +30,40 @@ __all__ = ["fort_ganguli"]
 
 
 def _subsample(
-    data: DataSource, N: int, n: int, seed: int
+    data: DataSource, N: int, n: int, seed: int, local_n: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``n`` of the ``N`` samples drawn uniformly without replacement, in one pass over the data."""
+    """``n`` of the ``N`` samples drawn uniformly without replacement, in one pass over the data.
+
+    The samples are drawn by position, in data order. In a data-parallel run the positions
+    run over the ranks' shards in rank order (rank r's first sample follows the
+    ``local_n`` of the ranks before it): each rank fills the rows it holds and one
+    all-reduce completes them, so every rank has the same n samples, those one process
+    draws from the shards concatenated (the data itself under contiguous shards).
+    """
     gen = torch.Generator().manual_seed(int(seed))
-    pick = torch.zeros(N, dtype=torch.bool)
-    pick[torch.randperm(N, generator=gen)[:n]] = True
-    xs, ys, start = [], [], 0
+    picked = torch.sort(torch.randperm(N, generator=gen)[:n]).values
+    counts = torch.zeros(distributed.world_size(), dtype=torch.int64)
+    counts[distributed.rank()] = int(local_n)
+    start = int(reduce_sum(counts)[: distributed.rank()].sum())
+    bx = by = None
     for _, x, y in data:
-        sel = pick[start : start + x.shape[0]].to(x.device)
+        if bx is None:
+            bx = torch.zeros((n, *x.shape[1:]), dtype=x.dtype, device=x.device)
+            by = torch.zeros(n, dtype=torch.int64, device=y.device)
+        rows = torch.nonzero((picked >= start) & (picked < start + x.shape[0])).flatten()
+        if rows.numel():
+            local = (picked[rows] - start).to(x.device)
+            bx[rows.to(x.device)] = x[local]
+            by[rows.to(y.device)] = y[local.to(y.device)].to(torch.int64)
         start += x.shape[0]
-        if bool(sel.any()):
-            xs.append(x[sel])
-            ys.append(y[sel])
-    return torch.cat(xs), torch.cat(ys)
+    if bx is None or by is None:  # pragma: no cover - the data were validated non-empty
+        raise InvalidInputError("fort_ganguli: no samples to subsample")
+    return reduce_sum(bx), reduce_sum(by)
 
 
 def _logit_cosines(
     f: FunctionalModel, data: DataSource, N: int, C: int, max_samples: int, seed: int,
-    max_bytes: int,
+    max_bytes: int, local_n: int,
 ) -> tuple[np.ndarray, dict[str, float], int]:
     """Mean cosines of per-sample logit gradients, grouped by (logit, class, logit, class)."""
     theta = f.theta
@@ -63,7 +78,7 @@ def _logit_cosines(
             NumericalWarning,
             stacklevel=3,
         )
-    x, y = _subsample(data, N, n, seed)
+    x, y = _subsample(data, N, n, seed, local_n)
     J = vmap(jacrev(lambda t, xi: f(t, xi.unsqueeze(0)).squeeze(0)), in_dims=(None, 0))(theta, x)
     J = J.reshape(n * C, P).to(torch.float64)  # rows (i, k)
     J = J / torch.linalg.vector_norm(J, dim=1, keepdim=True).clamp_min(1e-300)
@@ -148,7 +163,11 @@ def fort_ganguli(
     tol : float, default 1e-6
         Lanczos tolerance for the top eigenvectors of H and G.
     seed : int, default 0
-        Seed of Lanczos and of the subsample.
+        Seed of Lanczos and of the subsample (rank 0's in a data-parallel run:
+        :func:`gn_theory.distributed.broadcast_seed`). There, the mini-batches of the
+        confinement are every rank's batches in rank order, and the subsample is
+        drawn by position over the shards in rank order (the single-process
+        subsample under contiguous shards).
     max_samples : int, default 64
         Subsample size for the cosines (memory: samples x C x P numbers).
     max_bytes : int, default 1 GiB
@@ -185,7 +204,7 @@ def fort_ganguli(
             "G must be built from the model (gn_theory.ggn_operator(model, data)): its "
             "parameter selection is used for the gradients"
         )
-    seed = _checks.check_seed(seed)
+    seed = distributed.broadcast_seed(seed)  # rank 0's in a data-parallel run
     max_samples = _checks.check_positive_int("max_samples", max_samples, minimum=2)
     if ks is None:
         ks = sorted({1, C - 1, C, 2 * C})
@@ -219,8 +238,14 @@ def fort_ganguli(
         fb_H.append(frac(gb, UH))
         fb_G.append(frac(gb, UG))
         sizes.append(x.shape[0])
-    N = int(reduce_sum(torch.tensor(sum(sizes))))
+    local_n = sum(sizes)
+    N = int(reduce_sum(torch.tensor(local_n)))
     g_full = (reduce_sum(g_sum) / N).double().cpu().numpy()
+    if distributed.is_distributed():  # every rank's batches, in rank order, on every rank
+        per_rank = distributed.all_gather_objects((fb_H, fb_G, sizes))
+        fb_H = [row for r in per_rank for row in r[0]]
+        fb_G = [row for r in per_rank for row in r[1]]
+        sizes = [n for r in per_rank for n in r[2]]
 
     cm_part = "G_cm" if structure.class_means is not None else "G_1"
     Ucm = structure.eigenvectors(cm_part)[:, :C]
@@ -237,7 +262,8 @@ def fort_ganguli(
         "H-span(delta_c)": sub(UHc, Q),
         "G-span(delta_c)": sub(UGc, Q),
     }
-    groups, stats, ncos = _logit_cosines(f, source, N, C, max_samples, seed, max_bytes)
+    groups, stats, ncos = _logit_cosines(f, source, N, C, max_samples, seed, max_bytes,
+                                         local_n)
     return FortGanguli(
         ks=np.asarray(ks, dtype=np.int64),
         eigenvalues_H=eH,

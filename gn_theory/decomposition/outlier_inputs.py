@@ -21,7 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 
-from .. import _checks
+from .. import _checks, distributed
 from ..exceptions import InvalidInputError
 from ..operators import CurvatureOperator
 from ..operators.lowrank import within_class_operator
@@ -83,7 +83,8 @@ def measure_outlier_inputs(
     num_vectors : int, optional
         Top eigenvectors of :math:`G_{\rm w}` (default ``k``; at most P - 1).
     seed : int, default 0
-        Seed of the Lanczos runs and of the SLQ probes.
+        Seed of the Lanczos runs and of the SLQ probes (rank 0's in a data-parallel
+        run: :func:`gn_theory.distributed.broadcast_seed`).
     exact_trace : bool, default True
         Measure :math:`\operatorname{tr}G` exactly (N C vector-Jacobian products,
         memory ``chunk x C x P`` numbers within 128 MiB). Without it the share of
@@ -117,7 +118,7 @@ def measure_outlier_inputs(
             f"structure must be a ClassStructure; got {type(structure).__name__}"
         )
     structure.check_operator(G)
-    seed = _checks.check_seed(seed)
+    seed = distributed.broadcast_seed(seed)  # rank 0's in a data-parallel run
     num_probes = _checks.check_positive_int("num_probes", num_probes)
     num_steps = _checks.check_positive_int("num_steps", num_steps)
     P = int(structure.num_params)

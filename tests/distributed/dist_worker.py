@@ -16,6 +16,7 @@ import torch
 
 import gn_theory as gt
 from gn_theory import distributed
+from gn_theory.decomposition import fort_ganguli, measure_outlier_inputs
 
 #: The full data: 23 samples, 3 classes. Rank 0 reads batches of 8 and 7 (15 samples),
 #: rank 1 batches of 3, 3 and 2 (8 samples): uneven shards, uneven batches.
@@ -64,6 +65,22 @@ def measure(model: torch.nn.Module, data: list) -> dict[str, np.ndarray]:
     out["gram_cm"] = cs.eigenvalues("G_cm")
     out["counts"] = np.asarray(cs.class_counts)
     out["fingerprint_data"] = np.array(G.fingerprint["data"])
+    # the decomposition's seeded steps: rank 0's seed on every rank (broadcast)
+    oi = measure_outlier_inputs(G, cs, k=3, num_probes=2, num_steps=6, seed=13)
+    out["oi_observed"] = oi.observed.eigenvalues
+    out["oi_within_nodes"] = oi.within_density.nodes
+    out["oi_within_weights"] = oi.within_density.weights
+    out["oi_trace"] = np.array(oi.trace.estimate)
+    fg = fort_ganguli(model, data, H, G, cs, ks=[1, 3], seed=17, max_samples=10)
+    out["fg_eigenvalues"] = np.concatenate([fg.eigenvalues_H, fg.eigenvalues_G])
+    out["fg_confinement_full"] = np.concatenate([fg.confinement_full_H, fg.confinement_full_G])
+    out["fg_overlaps"] = np.array([fg.subspace_overlaps[k] for k in sorted(fg.subspace_overlaps)])
+    out["fg_cosine_groups"] = np.nan_to_num(fg.cosine_groups, nan=-9.0)
+    out["fg_cosine_stats"] = np.array([fg.cosine_stats[k] for k in sorted(fg.cosine_stats)])
+    out["fg_batches"] = np.asarray(fg.batch_sizes)
+    free = fort_ganguli(model, data, H, G, cs, ks=[1], seed=None, max_samples=6)
+    out["fg_free_seed"] = np.array(free.settings["seed"])
+    out["fg_free_cosines"] = np.nan_to_num(free.cosine_groups, nan=-9.0)
     return out
 
 

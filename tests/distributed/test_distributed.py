@@ -68,6 +68,10 @@ def runs(tmp_path_factory):
 QUANTITIES = [
     "N", "Hv", "Gv", "Rv", "grad", "loss", "top_k", "slq_nodes", "slq_weights",
     "trace", "trace_samples", "gram_cm", "counts",
+    # measure_outlier_inputs and fort_ganguli (seeds broadcast; the cosine subsample is drawn
+    # by position over the contiguous shards in rank order, the single-process subsample)
+    "oi_observed", "oi_within_nodes", "oi_within_weights", "oi_trace", "fg_eigenvalues",
+    "fg_confinement_full", "fg_overlaps", "fg_cosine_groups", "fg_cosine_stats",
 ]
 
 
@@ -96,6 +100,13 @@ def test_ranks_hold_identical_results(runs):
 def test_seed_none_is_rank_zeros_entropy(runs):
     _, parallel, other = runs
     assert int(parallel["free_seed"]) == int(other["free_seed"])
+    assert int(parallel["fg_free_seed"]) == int(other["fg_free_seed"])
+
+
+def test_fort_ganguli_batches_are_every_ranks(runs):
+    single, parallel, other = runs
+    assert single["fg_batches"].tolist() == [5, 18]
+    assert parallel["fg_batches"].tolist() == other["fg_batches"].tolist() == [8, 7, 3, 3, 2]
 
 
 def test_single_process_helpers_are_identities(tmp_path):
