@@ -121,3 +121,46 @@ def test_impossible_request_fails_on_the_available_memory():
         gt.lanczos(op, 3, seed=0)
     with pytest.raises(gt.MemoryBudgetError, match=r"TiB .*MemAvailable"):
         gt.slq(op, seed=0)
+
+
+# ---------------------------------------------------------------------------- the CLI
+TRAIN = [
+    "--data", "gaussian_mixture", "--num-samples", "40", "--num-classes", "3",
+    "--num-features", "4", "--model", "mlp", "--width", "4", "--depth", "1", "--epochs", "2",
+    "--threads", "1", "--quiet",
+]
+MEASURE = ["--num-probes", "2", "--num-steps", "6", "--bottom-k", "0", "--top-k", "3",
+           "--threads", "1", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    from gn_theory.cli import main
+
+    run = tmp_path_factory.mktemp("memory") / "run"
+    assert main(["train", "--out", str(run), *TRAIN]) == 0
+    return run
+
+
+@pytest.mark.parametrize("command", ["measure", "decompose"])
+def test_cli_max_memory_refuses_clearly(trained, tmp_path, capsys, command):
+    from gn_theory.cli import main
+
+    out = tmp_path / "out"
+    assert main([command, str(trained), "--out", str(out), "--max-memory", "1KiB", *MEASURE]) == 1
+    err = capsys.readouterr().err
+    assert "needs" in err and "budget of 1.0 KiB (--max-memory=1KiB)" in err
+    assert not out.exists()
+
+
+def test_cli_max_memory_large_and_bad(trained, tmp_path, capsys, monkeypatch):
+    from gn_theory.cli import main
+
+    monkeypatch.setenv(ENV, "1KiB")  # the flag wins over the variable
+    out = tmp_path / "ok"
+    assert main(["measure", str(trained), "--out", str(out), "--max-memory", "1GiB",
+                 *MEASURE]) == 0
+    assert 'max_memory = "1GiB"' in (out / "config.toml").read_text()
+    assert main(["measure", str(trained), "--out", str(tmp_path / "bad"), "--max-memory",
+                 "lots", *MEASURE]) == 2
+    assert "cannot read 'lots' as a memory size" in capsys.readouterr().err
