@@ -26,15 +26,17 @@ included, so the MP fit, the BGN transform and the plots read it unchanged.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
 from scipy.linalg import eigh_tridiagonal
 
-from .. import _checks, _memory
+from .. import _checks, _memory, distributed
 from ..exceptions import InvalidInputError, ShapeError
 from ..operators import CurvatureOperator
+from ..results import fingerprint
 from ..results.spectra import SpectralDensity, Spectrum
 from . import _krylov
 from ._common import (
@@ -86,6 +88,13 @@ class DeflatedOperator(CurvatureOperator):
         Q, shape (P, k), orthonormal columns.
     shift : float, default 0.0
         Eigenvalue s given to span(Q).
+
+    Notes
+    -----
+    Its :attr:`fingerprint` (what a checkpoint of a run on it is tied to) is A's
+    with ``"operator"`` replaced by a hash of A's key, Q and s, so a Lanczos
+    checkpoint on it is refused for another deflated basis or shift; ``metadata``
+    keeps A's fingerprint (the provenance of the results).
     """
 
     kind = "deflated"
@@ -100,6 +109,21 @@ class DeflatedOperator(CurvatureOperator):
             **op.metadata, "kind": self.kind, "deflated_kind": op.kind,
             "num_deflated": int(basis.shape[1]), "shift": self.shift,
         }
+        self._fingerprint: dict[str, Any] | None = None
+
+    @property
+    def fingerprint(self) -> dict[str, Any] | None:
+        """A's fingerprint tied to Q and s (``None`` if A has no key); computed once."""
+        if self._fingerprint is None:
+            base = distributed.operator_key(self.op)
+            if base is None:
+                return None
+            deflation = fingerprint(self.basis.detach().cpu().numpy(), self.shift)
+            self._fingerprint = {
+                **(self.op.fingerprint or {}), "deflated_operator": base,
+                "deflation": deflation, "operator": fingerprint("deflated", base, deflation),
+            }
+        return dict(self._fingerprint)
 
     def _matmat_torch(self, V: torch.Tensor) -> torch.Tensor:
         Q = self.basis
@@ -195,6 +219,7 @@ def deflated_operator(A: Any, spectrum: Spectrum, *, shift: float = 0.0) -> Defl
 def _deflation_pairs(
     op: CurvatureOperator, deflate: Any, *, tol: float, seed: int, check_symmetric: bool,
     dtype: torch.dtype | None, progress: bool, max_memory: int | str | None = None,
+    checkpoint: Path | None = None, resume: bool = False,
 ) -> tuple[Spectrum | None, str]:
     """The Spectrum to deflate (computed or given) and where it came from."""
     P = op.num_params
@@ -215,8 +240,40 @@ def _deflation_pairs(
     spec = lanczos(
         op, k, "largest", tol=tol, seed=seed, return_eigenvectors=True, dtype=dtype,
         check_symmetric=check_symmetric, progress=progress, max_memory=max_memory,
+        checkpoint=checkpoint, resume=resume,
     )
     return spec, "lanczos"
+
+
+def _sibling(checkpoint: str | Path, tag: str) -> Path:
+    """``<stem>.<tag>.npz`` beside ``checkpoint`` (``<stem>.npz``): a sub-run's checkpoint."""
+    path = Path(checkpoint)
+    stem = path.name[:-4] if path.name.endswith(".npz") else path.name
+    return path.with_name(f"{stem}.{tag}.npz")
+
+
+def _resume_seed(seed: int | None, resume: bool, *paths: Path | None) -> int | None:
+    """``seed``, or with ``resume`` and ``seed=None`` the first seed recorded in ``paths``."""
+    if not resume or seed is not None:
+        return seed
+    for path in paths:
+        if path is not None:
+            found = distributed.checkpoint_seed(path)
+            if found is not None:
+                return found
+    return None
+
+
+def _checkpoint_key(op: CurvatureOperator, where: str, resume: bool) -> str | None:
+    """The operator's checkpoint key; refused for ``resume`` when it has none."""
+    key = distributed.operator_key(op)
+    if resume and key is None:
+        raise InvalidInputError(
+            f"{where}: resume=True needs an operator with a fingerprint (a model operator, a "
+            f"sum of them, or a dense matrix); {type(op).__name__} has none, so a "
+            "checkpoint could not be told apart from another operator's"
+        )
+    return key
 
 
 def _exact_converged(
@@ -275,6 +332,9 @@ def spectral_density(
     check_symmetric: bool = True,
     progress: bool = False,
     max_memory: int | str | None = None,
+    checkpoint: str | Path | None = None,
+    probes_per_checkpoint: int = 1,
+    resume: bool = False,
 ) -> SpectralDensity:
     r"""Spectral density: the top eigenpairs exactly, SLQ on the deflated rest.
 
@@ -345,7 +405,27 @@ def spectral_density(
         ``(k + num_probes (num_steps + 4)) P`` numbers, and of the deflation's
         :func:`lanczos`; default the environment variable ``GN_THEORY_MAX_MEMORY``, else
         the memory available on the operator's device. Checked before allocating
-        (:class:`~gn_theory.MemoryBudgetError`).
+        (:class:`~gn_theory.MemoryBudgetError`); with ``checkpoint`` only
+        ``probes_per_checkpoint`` SLQ bases are held at once.
+    checkpoint : str or Path, optional
+        A file (``.npz``) where the run is checkpointed (atomically, by rank 0 in a
+        data-parallel run). The deflation's :func:`lanczos` (``deflate`` a number)
+        checkpoints to the sibling ``<stem>.deflation.npz`` through its own
+        ``checkpoint=`` (after every thick restart, and with its result at the end);
+        the deflated SLQ runs its probes in groups of ``probes_per_checkpoint`` (the
+        same probes as without a checkpoint, drawn up front from ``seed``) and writes
+        the tridiagonal coefficients so far to ``checkpoint`` after each group, as
+        :func:`slq` does. The SLQ checkpoint records a hash of the deflated
+        eigenvalues and eigenvectors. Without it all probes run as one batch.
+    probes_per_checkpoint : int, default 1
+        Probes per group (per checkpoint write).
+    resume : bool, default False
+        Continue from the checkpoints if they exist (else start afresh): the result
+        equals, bit for bit, an uninterrupted run with the same checkpointing.
+        ``seed=None`` takes the checkpoints' seed. A checkpoint written for another
+        operator (model, data, loss: the operator's fingerprint), other settings,
+        seed or deflated eigenpairs, or a truncated one, is refused
+        (:class:`~gn_theory.ResultFileError`).
 
     Returns
     -------
@@ -366,6 +446,10 @@ def spectral_density(
         If ``check_symmetric`` and the probe fails.
     NonFiniteError
         If a product is NaN or inf.
+    ResultFileError
+        ``resume`` with a foreign or corrupt checkpoint.
+    MemoryBudgetError
+        If the bases exceed ``max_memory`` (the message names the bytes and the fix).
 
     Examples
     --------
@@ -386,31 +470,42 @@ def spectral_density(
     tol = _checks.check_positive_float("tol", tol)
     check_symmetric = bool(check_symmetric)
     bdtype = basis_dtype(op, dtype)
+    group = _checks.check_positive_int("probes_per_checkpoint", probes_per_checkpoint)
+    key = defl_checkpoint = None
+    if checkpoint is not None:
+        key = _checkpoint_key(op, "spectral_density", resume)
+        if not isinstance(deflate, Spectrum):
+            defl_checkpoint = _sibling(checkpoint, "deflation")
+        seed = _resume_seed(seed, resume, Path(checkpoint), defl_checkpoint)
     gen, seed = generator(seed)
     before = op.num_matvecs
     kd = len(deflate.eigenvalues) if isinstance(deflate, Spectrum) else (
         min(max(int(deflate), 0), P - 1) if isinstance(deflate, (int, np.integer)) else 0)
+    at_once = num_probes if checkpoint is None else min(group, num_probes)
     _memory.check_memory(
-        (kd + num_probes * (min(num_steps, P - kd) + 4)) * P * bdtype.itemsize,
+        (kd + num_probes + at_once * (min(num_steps, P - kd) + 3)) * P * bdtype.itemsize,
         f"spectral_density: the deflation basis ({kd} vectors) and the SLQ bases of "
-        f"{num_probes} probes x {min(num_steps, P - kd)} steps (P = {P:,}, {dtype_name(bdtype)})",
+        f"{at_once} probes" + ("" if at_once == num_probes else f" at once (of {num_probes})")
+        + f" x {min(num_steps, P - kd)} steps (P = {P:,}, {dtype_name(bdtype)})",
         fix="fewer num_probes or num_steps, a smaller deflate"
-        + (", dtype=torch.float32" if bdtype.itemsize > 4 else ""),
+        + (", dtype=torch.float32" if bdtype.itemsize > 4 else "")
+        + ", fewer probes at once (checkpoint=... with a small probes_per_checkpoint)",
         max_memory=max_memory, device=op.device,
     )
     spec, source = _deflation_pairs(
         op, deflate, tol=tol, seed=seed, check_symmetric=check_symmetric, dtype=dtype,
-        progress=progress, max_memory=max_memory,
+        progress=progress, max_memory=max_memory, checkpoint=defl_checkpoint, resume=resume,
     )
-    defl_matvecs = op.num_matvecs - before
+    # the deflation's own count (a resumed lanczos reports the products of every run)
+    defl_matvecs = int(spec.num_matvecs) if source == "lanczos" else op.num_matvecs - before
     measured: list[float] = []
     probe: Any = None
     probe_rows = None
     if check_symmetric and source != "lanczos" and P > 1:
         # lanczos checked symmetry when it ran; otherwise the first SLQ step does (free with
-        # two or more probes, else one more product with a random vector)
+        # two or more probes in the first batch, else one more product with a random vector)
         rtol = symmetry_rtol(op)
-        if num_probes == 1:
+        if at_once == 1:
             probe_gen = torch.Generator().manual_seed((seed + 1) % 2**63)
             probe_rows = _krylov.random_rows(1, P, probe_gen, op.device, bdtype)
 
@@ -438,10 +533,26 @@ def spectral_density(
         V0 = V0 - (V0 @ Qt) @ Qt.T
     bar = progress_bar(progress, num_probes * m, "deflated slq" if k else "slq")
     try:
-        alpha, beta, lengths = _krylov.batched_lanczos(
-            work, V0, m, reorthogonalize=True, probe=probe, probe_rows=probe_rows,
-            progress=None if bar is None else bar.update,
-        )
+        if checkpoint is None:
+            mark = op.num_matvecs
+            alpha, beta, lengths = _krylov.batched_lanczos(
+                work, V0, m, reorthogonalize=True, probe=probe, probe_rows=probe_rows,
+                progress=None if bar is None else bar.update,
+            )
+            spent = op.num_matvecs - mark
+        else:
+            alpha, beta, lengths, spent = _checkpointed_probes(
+                work, V0, m, checkpoint=Path(checkpoint), resume=resume, group=group,
+                probe=probe, probe_rows=probe_rows, measured=measured, bar=bar, meta={
+                    "estimator": "spectral_density", "operator": key, "num_params": P,
+                    "seed": seed, "num_probes": num_probes, "num_steps": m,
+                    "probes": probes, "basis_dtype": dtype_name(bdtype),
+                    "probes_per_checkpoint": group, "check_symmetric": check_symmetric,
+                    "deflate": int(k), "deflation_source": source,
+                    "deflation": None if spec is None else fingerprint(
+                        np.asarray(spec.eigenvalues, np.float64),
+                        np.asarray(spec.eigenvectors, np.float64)),
+                })
     finally:
         if bar is not None:
             bar.close()
@@ -480,6 +591,7 @@ def spectral_density(
             measured[0] if measured else (spec.settings.get("asymmetry") if source == "lanczos"
                                           else None)
         ),
+        **({} if checkpoint is None else {"probes_per_checkpoint": group}),
     }
     if spec is not None:
         settings["deflation_tol"] = tol if source == "lanczos" else spec.settings.get("tol")
@@ -492,12 +604,51 @@ def spectral_density(
         num_steps=m,
         num_probes=num_probes,
         bounds=bounds,
-        num_matvecs=op.num_matvecs - before,
+        num_matvecs=int(defl_matvecs + spent),
         seed=seed,
         settings=settings,
         deflated_eigenvalues=ev.copy() if k else None,
         bulk_bounds=bulk if k else None,
     )
+
+
+def _checkpointed_probes(
+    work: CurvatureOperator, V0: torch.Tensor, m: int, *, checkpoint: Path, resume: bool,
+    group: int, probe: Any, probe_rows: Any, measured: list[float], bar: Any,
+    meta: dict[str, Any],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """The SLQ of ``work`` in probe groups, ``checkpoint`` written after each (as slq's).
+
+    Returns alpha, beta, lengths and the products of every run that contributed.
+    """
+    saved = distributed.load_checkpoint(checkpoint, meta) if resume else None
+    if saved is None:
+        saved = {
+            "alpha": np.zeros((0, m)), "beta": np.zeros((0, m)),
+            "lengths": np.zeros(0, dtype=np.int64), "num_matvecs": np.array(0),
+            "asymmetry": np.array([], dtype=np.float64),
+        }
+    measured.extend(saved["asymmetry"].tolist())
+    alpha, beta, lengths = saved["alpha"], saved["beta"], saved["lengths"]
+    spent = int(saved["num_matvecs"])
+    if bar is not None:
+        bar.update(int(alpha.shape[0]) * m)
+    for start in range(int(alpha.shape[0]), V0.shape[0], group):
+        mark = work.num_matvecs
+        first = start == 0  # the symmetry check runs on the first group only
+        a, b, n = _krylov.batched_lanczos(
+            work, V0[start : start + group], m, reorthogonalize=True,
+            probe=probe if first else None, probe_rows=probe_rows if first else None,
+            progress=None if bar is None else bar.update,
+        )
+        alpha, beta = np.concatenate([alpha, a]), np.concatenate([beta, b])
+        lengths = np.concatenate([lengths, np.asarray(n, dtype=np.int64)])
+        spent += work.num_matvecs - mark
+        distributed.save_checkpoint(checkpoint, {
+            "alpha": alpha, "beta": beta, "lengths": lengths, "num_matvecs": np.array(spent),
+            "asymmetry": np.array(measured, dtype=np.float64),
+        }, meta)
+    return alpha, beta, lengths, spent
 
 
 def smallest_eigenvalues(
@@ -509,6 +660,8 @@ def smallest_eigenvalues(
     max_matvecs: int | None = None,
     seed: int | None = None,
     progress: bool = False,
+    checkpoint: str | Path | None = None,
+    resume: bool = False,
 ) -> Spectrum:
     r"""The k smallest eigenvalues, by Lanczos with the top eigenpairs deflated.
 
@@ -545,6 +698,18 @@ def smallest_eigenvalues(
         Seed of the start blocks.
     progress : bool, default False
         Show tqdm bars.
+    checkpoint : str or Path, optional
+        A file (``.npz``) where the search's :func:`lanczos` checkpoints (its
+        ``checkpoint=``: after every thick restart, and with its result at the
+        end); the top's :func:`lanczos` (``top`` a number) checkpoints to the
+        sibling ``<stem>.top.npz``. The search runs on the deflated operator, whose
+        fingerprint includes the deflated basis and the shift.
+    resume : bool, default False
+        Continue both runs from their checkpoints if they exist: the same numbers,
+        bit for bit, as an uninterrupted run with the same checkpointing;
+        ``seed=None`` takes the checkpoints' seed. A checkpoint of another operator,
+        other settings, seed or deflated eigenpairs, or a truncated one, is refused
+        (:class:`~gn_theory.ResultFileError`).
 
     Returns
     -------
@@ -559,6 +724,8 @@ def smallest_eigenvalues(
     ------
     InvalidInputError
         Bad ``k``, ``top``, ``tol`` or ``max_matvecs``.
+    ResultFileError
+        ``resume`` with a foreign or corrupt checkpoint.
 
     Examples
     --------
@@ -577,8 +744,15 @@ def smallest_eigenvalues(
     tol = _checks.check_positive_float("tol", tol)
     budget = max(400, 40 * k) if max_matvecs is None else _checks.check_positive_int(
         "max_matvecs", max_matvecs)
+    top_checkpoint = None
+    if checkpoint is not None:
+        _checkpoint_key(op, "smallest_eigenvalues", resume)
+        if not isinstance(top, Spectrum):
+            top_checkpoint = _sibling(checkpoint, "top")
+        seed = _resume_seed(seed, resume, Path(checkpoint), top_checkpoint)
     _, seed = generator(seed)
-    before = op.num_matvecs
+    search = {} if checkpoint is None else {"checkpoint": checkpoint, "resume": resume}
+    top_matvecs = 0
     if isinstance(top, Spectrum):
         spec, source = top, "given"
     else:
@@ -588,8 +762,12 @@ def smallest_eigenvalues(
                 f"eigenvectors; got {type(top).__name__}")
         j = min(_checks.check_nonneg_int("top", top), P - k - 1)
         spec = (lanczos(op, j, "largest", tol=tol, seed=seed, return_eigenvectors=True,
-                        progress=progress) if j > 0 else None)
+                        progress=progress,
+                        **({} if top_checkpoint is None else
+                           {"checkpoint": top_checkpoint, "resume": resume}))
+                if j > 0 else None)
         source = "lanczos" if j > 0 else "none"
+        top_matvecs = 0 if spec is None else int(spec.num_matvecs)
     norm = float(np.abs(spec.eigenvalues).max()) if spec is not None and len(spec) else None
     usable = (spec is not None and spec.eigenvectors is not None and len(spec) > 0
               and float(np.min(spec.eigenvalues)) > 0.0 and len(spec) + k < P)
@@ -608,7 +786,7 @@ def smallest_eigenvalues(
                    float(np.min(spec.eigenvalues)) <= 0.0 else "no complement left")
             source = f"{source}, not used: {why}"
     res = lanczos(work, k, "smallest", tol=run_tol, seed=seed, max_matvecs=budget,
-                  return_eigenvectors=False, warn=False, progress=progress)
+                  return_eigenvectors=False, warn=False, progress=progress, **search)
     if deflated:
         scale = max(norm, float(np.abs(res.eigenvalues).max(initial=0.0)))
         converged = np.asarray(res.residual_norms) <= tol * scale
@@ -621,7 +799,7 @@ def smallest_eigenvalues(
         eigenvectors=None,
         residual_norms=np.asarray(res.residual_norms, float).copy(),
         converged=converged,
-        num_matvecs=int(op.num_matvecs - before),
+        num_matvecs=top_matvecs + int(res.num_matvecs),  # resumed runs' counts included
         which="smallest",
         method="lanczos",
         num_params=P,
