@@ -842,6 +842,24 @@ def _num_classes(model: Any, data: Any, pair: Any) -> int:
     return int(out.shape[-1])
 
 
+def _evaluate_all_shards(model: Any, pair: Any, loss: str) -> dict[str, float]:
+    """Loss, accuracy and N over the whole data: all shards' sums in a data-parallel run."""
+    import torch  # deferred: torch (this module imports without it)
+
+    from . import distributed
+    from .training import evaluate
+
+    n = int(pair[1].shape[0])
+    ev = evaluate(model, pair, loss=loss)
+    if not distributed.is_distributed():
+        return {**ev, "num_samples": n}
+    sums = distributed.all_reduce_sum(torch.tensor(
+        [ev["loss"] * n, ev["accuracy"] * n, float(n)], dtype=torch.float64))
+    total = float(sums[2])
+    return {"loss": float(sums[0]) / total, "accuracy": float(sums[1]) / total,
+            "num_samples": int(total)}
+
+
 def _without_vectors(spectrum: Spectrum) -> Spectrum:
     """The spectrum without its eigenvectors (P x k numbers a Measurement does not store)."""
     if spectrum.eigenvectors is None:
@@ -933,7 +951,9 @@ def measure_model(
     checkpoint_dir : str or os.PathLike, optional
         A folder where the top-eigenvalue Lanczos runs of H, G and R checkpoint
         (``measure_H_top.npz``, ...: :func:`~gn_theory.spectra.lanczos`'s
-        ``checkpoint=``); without it nothing is written.
+        ``checkpoint=``), the search for the smallest of H (``measure_H_bottom.npz``)
+        and the densities (``measure_H_density.npz``, ``measure_G_density.npz``, a
+        checkpoint per probe); without it nothing is written.
     resume : bool, default False
         Continue those runs from the checkpoints in ``checkpoint_dir`` (same
         numbers as an uninterrupted run; foreign checkpoints are refused).
@@ -951,7 +971,6 @@ def measure_model(
 
     from .operators import ggn_operator, hessian_operator, residual_operator
     from .spectra import lanczos, smallest_eigenvalues, spectral_density
-    from .training import evaluate
 
     log = log or _quiet
     seed = check_seed(seed)
@@ -973,7 +992,7 @@ def measure_model(
     if k > P - 1:
         raise InvalidInputError(f"top_k = {k} must be below the number of parameters P = {P}")
     seconds: dict[str, float] = {}
-    ev = evaluate(model, pair, loss=loss)
+    ev = _evaluate_all_shards(model, pair, loss)
     spectra: dict[str, Spectrum] = {}
     k_R = min(k, C)  # the size of R next to H needs its top only; R's top is flat and slow
     # the top eigenvectors of H and G are kept while they are needed: deflated densities and
@@ -990,7 +1009,9 @@ def measure_model(
         nb = min(bottom_k, P - 1)
         bottom = _timed(seconds, "H_bottom", log, f"smallest {nb} eigenvalues of H",
                         lambda: smallest_eigenvalues(H, nb, top=spectra["H"], seed=seed,
-                                                     progress=progress))
+                                                     progress=progress,
+                                                     **_checkpoint(checkpoint_dir,
+                                                                   "measure_H_bottom", resume)))
     dens: dict[str, SpectralDensity] = {}
     for name in densities:
         op = {"H": H, "G": G}[name]
@@ -999,9 +1020,10 @@ def measure_model(
             seconds, f"{name}_density", log,
             f"density of {name} (top {len(top)} deflated, {num_probes} probes x "
             f"{min(num_steps, P - len(top))} steps)",
-            lambda op=op, top=top: spectral_density(op, deflate=top, num_probes=num_probes,
-                                                    num_steps=num_steps, seed=seed,
-                                                    progress=progress))
+            lambda op=op, top=top, name=name: spectral_density(
+                op, deflate=top, num_probes=num_probes, num_steps=num_steps, seed=seed,
+                progress=progress, **_checkpoint(checkpoint_dir, f"measure_{name}_density",
+                                                 resume)))
     spectra = {name: _without_vectors(s) for name, s in spectra.items()}
 
     def identity() -> np.ndarray:
@@ -1030,7 +1052,7 @@ def measure_model(
         H_density=dens.get("H"), G_density=dens.get("G"),
         identity_errors=errors,
         loss_value=float(ev["loss"]), accuracy=float(ev["accuracy"]),
-        num_params=int(P), num_samples=int(pair[1].shape[0]), num_classes=int(C),
+        num_params=int(P), num_samples=int(ev["num_samples"]), num_classes=int(C),
         num_matvecs=int(H.num_matvecs + G.num_matvecs + R.num_matvecs),
         seconds=seconds, settings=settings,
     )
@@ -1079,9 +1101,11 @@ def decompose_model(
     checkpoint_dir : str or os.PathLike, optional
         A folder where the class-structure pass checkpoints
         (``decompose_class_structure.npz``:
-        :func:`~gn_theory.decomposition.class_structure`'s ``checkpoint=``).
+        :func:`~gn_theory.decomposition.class_structure`'s ``checkpoint=``), and the
+        Lanczos runs and density of the outlier inputs (``outlier_inputs_*.npz``:
+        :func:`~gn_theory.decomposition.measure_outlier_inputs`'s ``checkpoint_dir=``).
     resume : bool, default False
-        Continue it from its checkpoint in ``checkpoint_dir``.
+        Continue them from their checkpoints in ``checkpoint_dir``.
 
     Returns
     -------
@@ -1118,7 +1142,8 @@ def decompose_model(
         seconds, "outlier_inputs", log,
         f"inputs of outlier prediction (top {k} of G, SLQ and top of G_w, Ritz values)",
         lambda: measure_outlier_inputs(G, structure, k=k, num_probes=num_probes,
-                                       num_steps=num_steps, seed=seed, progress=progress))
+                                       num_steps=num_steps, seed=seed, progress=progress,
+                                       checkpoint_dir=checkpoint_dir, resume=resume))
     settings = {"top_k": k, "num_probes": num_probes, "num_steps": num_steps,
                 "identity_probes": identity_probes, "seed": seed,
                 "dtype": str(tdtype).replace("torch.", ""), "device": str(G.device)}

@@ -621,24 +621,6 @@ def _shard(ds: Any, log: Log) -> Any:
                                train_targets=ds.train_targets[lo:hi])
 
 
-def _global_evaluation(result: Any, model: Any, shard: Any, loss: str) -> Any:
-    """In a data-parallel run, the measurement's loss, accuracy and N over all shards."""
-    import torch  # deferred: torch
-
-    from . import distributed
-    from .training import evaluate
-
-    if not distributed.is_distributed():
-        return result
-    n = int(shard.train_targets.shape[0])
-    ev = evaluate(model, shard.train, loss=loss)
-    sums = distributed.all_reduce_sum(torch.tensor(
-        [ev["loss"] * n, ev["accuracy"] * n, float(n)], dtype=torch.float64))
-    total = float(sums[2])
-    return dataclasses.replace(result, loss_value=float(sums[0]) / total,
-                               accuracy=float(sums[1]) / total, num_samples=int(total))
-
-
 def _save_stage(run: Path, result: Any, stem: str, config: dict[str, Any],
                 stage: str) -> list[Path]:
     """Save a stage's result and record its settings: on rank 0 only in a data-parallel run."""
@@ -771,7 +753,6 @@ def measure(config: dict[str, Any], run_dir: str | os.PathLike, *, log: Log | No
                                identity_probes=m["identity_probes"], seed=config["run"]["seed"],
                                device=device, dtype=dtype, progress=progress, log=log,
                                **_checkpoints(config, checkpoint_dir, resume))
-    result = _global_evaluation(result, model, ds, info.get("loss", "cross_entropy"))
     return _save_stage(run, result, FILES["measurement"], config, "measure")
 
 
