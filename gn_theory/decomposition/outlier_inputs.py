@@ -18,14 +18,17 @@ from products with G is measured here, explicitly, and returned as an
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
+import numpy as np
 
 from .. import _checks, distributed
 from ..exceptions import InvalidInputError
 from ..operators import CurvatureOperator
 from ..operators.lowrank import within_class_operator
-from ..results import TraceEstimate
+from ..results import TraceEstimate, fingerprint
 from ..results.structure import ClassStructure, OutlierInputs
 from ..rmt import subspace_ritz
 from ..spectra import lanczos, spectral_density
@@ -45,6 +48,8 @@ def measure_outlier_inputs(
     seed: int = 0,
     exact_trace: bool = True,
     progress: bool = False,
+    checkpoint_dir: str | os.PathLike | None = None,
+    resume: bool = False,
 ) -> OutlierInputs:
     r"""Measure what outlier prediction needs from products with G: top of G, bulk of G_w, Ritz values.
 
@@ -92,6 +97,24 @@ def measure_outlier_inputs(
         of :math:`G_{\rm w}`, with an interval from the spread of its probes.
     progress : bool, default False
         Show progress bars of the Lanczos and SLQ runs.
+    checkpoint_dir : str or os.PathLike, optional
+        A folder where the long runs checkpoint (atomically, rank 0): the Lanczos
+        runs of G (``outlier_inputs_G_top.npz``) and of :math:`G_{
+m w}`
+        (``outlier_inputs_Gw_top.npz``), through :func:`~gn_theory.spectra.lanczos`'s
+        ``checkpoint=``, and the density of :math:`G_{
+m w}`
+        (``outlier_inputs_Gw_density.npz``, a checkpoint per probe:
+        :func:`~gn_theory.spectra.spectral_density`'s ``checkpoint=``). The Ritz step
+        (r products) and the exact trace (one data pass) are redone. A small
+        ``outlier_inputs.npz`` records what the folder's checkpoints were made for
+        (G's fingerprint, a hash of the structure, the settings). Without it nothing
+        is written.
+    resume : bool, default False
+        Continue those runs from the checkpoints in ``checkpoint_dir`` (the same
+        arrays, bit for bit, as an uninterrupted run with ``checkpoint_dir``); a
+        checkpoint of another model, data, structure, settings or seed is refused
+        (:class:`~gn_theory.ResultFileError`).
 
     Returns
     -------
@@ -106,6 +129,8 @@ def measure_outlier_inputs(
         ``num_steps``, ``num_vectors`` or ``seed``.
     ShapeError
         G and the structure have different dimensions.
+    ResultFileError
+        ``resume`` with a foreign or corrupt checkpoint.
 
     Notes
     -----
@@ -118,6 +143,16 @@ def measure_outlier_inputs(
             f"structure must be a ClassStructure; got {type(structure).__name__}"
         )
     structure.check_operator(G)
+    if checkpoint_dir is None and resume:
+        raise InvalidInputError("resume=True needs checkpoint_dir= (the folder of the "
+                                "checkpoints to continue from)")
+
+    def ck(step: str) -> dict[str, Any]:
+        if checkpoint_dir is None:
+            return {}
+        return {"checkpoint": Path(checkpoint_dir) / f"outlier_inputs_{step}.npz",
+                "resume": bool(resume)}
+
     seed = distributed.broadcast_seed(seed)  # rank 0's in a data-parallel run
     num_probes = _checks.check_positive_int("num_probes", num_probes)
     num_steps = _checks.check_positive_int("num_steps", num_steps)
@@ -144,8 +179,11 @@ def measure_outlier_inputs(
 
     # within_class_operator validates G against the structure (and needs the C^2 means)
     W = within_class_operator(G, structure) if full else None
+    if checkpoint_dir is not None:
+        _guard(Path(checkpoint_dir) / "outlier_inputs.npz", G, structure, settings, resume)
     observed = lanczos(
-        G, k, which="largest", seed=seed, return_eigenvectors=False, progress=progress
+        G, k, which="largest", seed=seed, return_eigenvectors=False, progress=progress,
+        **ck("G_top"),
     )
     if W is None:
         settings["skipped"].append(
@@ -155,11 +193,12 @@ def measure_outlier_inputs(
         trace = _exact_trace(G, structure) if exact_trace else None
         return OutlierInputs(observed=observed, settings=settings, trace=trace)
     within = lanczos(
-        W, nv, which="largest", seed=seed, tol=1e-6, warn=False, progress=progress
+        W, nv, which="largest", seed=seed, tol=1e-6, warn=False, progress=progress,
+        **ck("Gw_top"),
     )
     # the top of G_w is computed anyway: deflate it, SLQ on the rest (docs/performance.md)
     density = spectral_density(W, deflate=within, num_probes=num_probes, num_steps=num_steps,
-                               seed=seed, progress=progress)
+                               seed=seed, progress=progress, **ck("Gw_density"))
     ritz = subspace_ritz(G, structure.class_mean_basis(), orthonormalize=False)
     trace = _exact_trace(G, structure) if exact_trace else None
     return OutlierInputs(
@@ -170,6 +209,26 @@ def measure_outlier_inputs(
         settings=settings,
         trace=trace,
     )
+
+
+def _guard(path: Path, G: CurvatureOperator, structure: ClassStructure,
+           settings: dict[str, Any], resume: bool) -> None:
+    """Tie the folder's checkpoints to G, the structure and the settings (refused otherwise).
+
+    G_w's Lanczos checkpoint carries G's fingerprint (G_w's operator key is G's), so the
+    structure it was built from is recorded here: a hash of its Gram matrices and counts.
+    """
+    meta = {
+        "estimator": "measure_outlier_inputs", "operator": distributed.operator_key(G),
+        "structure": fingerprint(*(np.asarray(a) for a in (
+            structure.K if structure.K is not None else np.zeros(0), structure.K1,
+            structure.class_counts))),
+        **{name: settings[name] for name in ("k", "num_probes", "num_steps", "num_vectors",
+                                             "seed")},
+    }
+    if resume:
+        distributed.load_checkpoint(path, meta)
+    distributed.save_checkpoint(path, {}, meta)
 
 
 def _exact_trace(G: CurvatureOperator, structure: ClassStructure) -> TraceEstimate:
