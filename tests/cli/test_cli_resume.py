@@ -47,7 +47,8 @@ def test_run_resumed_gives_the_summary_of_an_uninterrupted_run(tiny_run, tmp_pat
         m.setattr(gn_theory.spectra, "spectral_density", _interrupt)  # after the top of H, G, R
         assert _quiet_main(["run", "--out", str(out), *TINY]) == 130
     saved = sorted(p.name for p in (out / "checkpoints").iterdir())
-    assert saved == ["measure_G_top.npz", "measure_H_top.npz", "measure_R_top.npz"]
+    assert saved == ["measure_G_top.npz", "measure_H_bottom.npz", "measure_H_top.npz",
+                     "measure_R_top.npz"]
     capsys.readouterr()
     assert _quiet_main(["run", "--out", str(out), *TINY]) == 1  # never silently used
     err = capsys.readouterr().err
