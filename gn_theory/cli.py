@@ -105,8 +105,8 @@ def _add_common(p: argparse.ArgumentParser, stage: str) -> None:
     g.add_argument("--force", action="store_true", help="replace existing outputs (written "
                    "to a temporary sibling and swapped in at the end)")
     if stage in _CHECKPOINTED:
-        g.add_argument("--resume", action="store_true", help="continue the Lanczos and class-"
-                       "structure steps of an interrupted run from OUT/checkpoints/ (same "
+        g.add_argument("--resume", action="store_true", help="continue the Lanczos, density and "
+                       "class-structure steps of an interrupted run from OUT/checkpoints/ (same "
                        "numbers as an uninterrupted run; without it such checkpoints are an "
                        "error, --force deletes them)")
     g.add_argument("--debug", action="store_true", help="show tracebacks")

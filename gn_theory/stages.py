@@ -146,8 +146,8 @@ OPTIONS: tuple[Option, ...] = (
            "bases, dense exports, class sums), bytes or a size such as 4GiB; above it a clear "
            "error before allocating (default: GN_THEORY_MAX_MEMORY, else the memory "
            "available)", stages=_M),
-    Option("run", "checkpoints", bool, True, "checkpoint the Lanczos and class-structure "
-           "steps to OUT/checkpoints/ (continued with --resume; removed once the stage "
+    Option("run", "checkpoints", bool, True, "checkpoint the Lanczos, density and class-"
+           "structure steps to OUT/checkpoints/ (continued with --resume; removed once the stage "
            "succeeds)", stages=_M),
     Option("run", "threads", int, None, "torch CPU threads (default: min(4, physical cores "
            "not busy by the load average), at least 1)", stages=_TORCH),

@@ -11,12 +11,14 @@ matrix-free: one product with the GGN operator minus :math:`A^\top(A V)`
 
 from __future__ import annotations
 
+from typing import Any
 
 import numpy as np
 import torch
 
 from .. import _checks, _checks_torch
 from ..exceptions import InvalidInputError, ShapeError
+from ..results import fingerprint
 from ..results.structure import PARTS, ClassStructure, Part
 from ._base import CurvatureOperator
 
@@ -109,6 +111,24 @@ class WithinClassOperator(CurvatureOperator):
         self.class_mean_part = class_mean_part
         self.layout = ggn.layout
         self.metadata = {**ggn.metadata, "kind": self.kind}
+        self._fingerprint: dict[str, Any] | None = None
+
+    @property
+    def fingerprint(self) -> dict[str, Any] | None:
+        """G's fingerprint tied to the class-mean factor (``None`` if G has none); computed once.
+
+        A checkpoint of a run on :math:`G_{\rm w}` is then refused for G itself or for
+        another class structure. ``metadata["fingerprint"]`` stays G's (provenance).
+        """
+        if self._fingerprint is None:
+            base = self.ggn.fingerprint
+            if not base:
+                return None
+            key = str(base.get("operator", fingerprint(base)))
+            part = fingerprint(self.class_mean_part.factor.detach().cpu().numpy())
+            self._fingerprint = {**base, "within_of": key, "class_mean_factor": part,
+                                 "operator": fingerprint("ggn_within", key, part)}
+        return dict(self._fingerprint)
 
     def _matmat_torch(self, V: torch.Tensor) -> torch.Tensor:
         return self.ggn._apply(V) - self.class_mean_part._apply(V)

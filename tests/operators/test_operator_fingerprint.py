@@ -158,3 +158,29 @@ def test_combinations_and_results_carry_it():
     assert gt.DenseOperator(torch.eye(3)).fingerprint is None
     spectrum = gt.eigh(G)
     assert spectrum.settings["fingerprint"] == G.fingerprint
+
+
+def test_within_class_operator_has_its_own_key(tmp_path):
+    """G_w's key differs from G's and between class structures; a G checkpoint is refused for G_w."""
+    from cases import TANH_C3_UNBALANCED
+
+    from gn_theory.decomposition import class_structure, within_class_operator
+    from gn_theory.exceptions import ResultFileError
+    from gn_theory.spectra import lanczos
+
+    model, (X, y) = TANH_C3_UNBALANCED.build()
+    model = model.double()
+    data = (X.double(), y)
+    G = gt.ggn_operator(model, data)
+    cs = class_structure(model, data)
+    W = within_class_operator(G, cs)
+    assert W.fingerprint["operator"] != G.fingerprint["operator"]
+    assert W.metadata["fingerprint"] == G.fingerprint  # provenance stays G's
+    assert within_class_operator(G, cs).fingerprint == W.fingerprint  # deterministic
+    cs2 = class_structure(model, (data[0][:-3], data[1][:-3]))
+    G2 = gt.ggn_operator(model, (data[0][:-3], data[1][:-3]))
+    assert within_class_operator(G2, cs2).fingerprint["operator"] != W.fingerprint["operator"]
+    ck = tmp_path / "top.npz"
+    lanczos(G, 2, seed=0, checkpoint=ck)
+    with pytest.raises(ResultFileError, match="operator|fingerprint|another"):
+        lanczos(W, 2, seed=0, checkpoint=ck, resume=True)
