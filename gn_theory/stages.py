@@ -194,8 +194,10 @@ OPTIONS: tuple[Option, ...] = (
     # measurement
     Option("measure", "top_k", int, None, "top eigenvalues of H, G, R (default 3 C)", stages=_M),
     Option("measure", "bottom_k", int, 3, "smallest eigenvalues of H (0: skip)", stages=_M),
-    Option("measure", "num_probes", int, 10, "SLQ probes (H, G, G_w)", stages=_M),
-    Option("measure", "num_steps", int, 128, "SLQ Lanczos steps per probe", stages=_M),
+    Option("measure", "num_probes", int, 2, "probes of the deflated densities of H, G and "
+           "G_w (their top eigenpairs exact; docs/performance.md)", stages=_M),
+    Option("measure", "num_steps", int, 80, "Lanczos steps per probe of the deflated "
+           "densities", stages=_M),
     Option("measure", "identity_probes", int, 4, "probes of the H = G + R check", stages=_M),
     # fit
     Option("fit", "mp_method", str, "moments", "Marchenko-Pastur fit method", ("moments", "ks"),
