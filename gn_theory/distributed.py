@@ -30,7 +30,7 @@ import torch
 import torch.distributed as dist
 
 from ._checks import check_seed
-from .exceptions import DataError, ResultFileError
+from .exceptions import DataError, InvalidInputError, ResultFileError
 from .results import atomic_write_bytes, fingerprint
 
 __all__ = [
@@ -43,6 +43,7 @@ __all__ = [
     "destroy_from_env",
     "init_from_env",
     "shard_range",
+    "checkpoint_key",
     "checkpoint_seed",
     "check_same",
     "is_distributed",
@@ -304,6 +305,33 @@ def operator_key(op: Any) -> str | None:
     if isinstance(matrix, torch.Tensor):
         return fingerprint(matrix.detach().cpu().numpy())
     return None
+
+
+def checkpoint_key(op: Any, where: str, resume: bool) -> str | None:
+    """:func:`operator_key` of ``op``; refused for ``resume`` when it has none.
+
+    Parameters
+    ----------
+    op : CurvatureOperator
+        The operator a checkpoint is written for.
+    where : str
+        The caller's name, for the message.
+    resume : bool
+        Whether the caller resumes (then a key is needed to tell checkpoints apart).
+
+    Raises
+    ------
+    InvalidInputError
+        ``resume`` and no key.
+    """
+    key = operator_key(op)
+    if resume and key is None:
+        raise InvalidInputError(
+            f"{where}: resume=True needs an operator with a fingerprint (a model operator, a "
+            f"sum of them, or a dense matrix); {type(op).__name__} has none, so a "
+            "checkpoint could not be told apart from another operator's"
+        )
+    return key
 
 
 def save_checkpoint(path: str | Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from scipy.linalg import eigh_tridiagonal
 
+from .. import distributed
 from ..exceptions import NonFiniteError
 
 __all__: list[str] = []
@@ -649,3 +651,46 @@ def gauss_quadrature(
         nodes[i, :n], weights[i, :n] = th[::-1], w[::-1]  # descending
         nodes[i, n:] = th[0]
     return nodes, weights, lo, hi
+
+
+def checkpointed_probes(
+    work: Any, V0: torch.Tensor, m: int, *, reorthogonalize: bool, checkpoint: Path,
+    resume: bool, group: int, probe: Any, probe_rows: Any, measured: list[float], bar: Any,
+    meta: dict[str, Any],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+    """Batched Lanczos of the probes ``V0`` in groups of ``group``, ``checkpoint`` written after each.
+
+    Used by :func:`~gn_theory.spectra.slq` and :func:`~gn_theory.spectra.spectral_density`;
+    ``resume`` continues from the groups ``checkpoint`` holds (refused unless it matches
+    ``meta``). The symmetry ``probe`` runs on the first group only.
+
+    Returns alpha, beta, lengths and the products of every run that contributed.
+    """
+    saved = distributed.load_checkpoint(checkpoint, meta) if resume else None
+    if saved is None:
+        saved = {
+            "alpha": np.zeros((0, m)), "beta": np.zeros((0, m)),
+            "lengths": np.zeros(0, dtype=np.int64), "num_matvecs": np.array(0),
+            "asymmetry": np.array([], dtype=np.float64),
+        }
+    measured.extend(saved["asymmetry"].tolist())
+    alpha, beta, lengths = saved["alpha"], saved["beta"], saved["lengths"]
+    spent = int(saved["num_matvecs"])
+    if bar is not None:
+        bar.update(int(alpha.shape[0]) * m)
+    for start in range(int(alpha.shape[0]), V0.shape[0], group):
+        mark = work.num_matvecs
+        first = start == 0  # the symmetry check runs on the first group only
+        a, b, n = batched_lanczos(
+            work, V0[start : start + group], m, reorthogonalize=reorthogonalize,
+            probe=probe if first else None, probe_rows=probe_rows if first else None,
+            progress=None if bar is None else bar.update,
+        )
+        alpha, beta = np.concatenate([alpha, a]), np.concatenate([beta, b])
+        lengths = np.concatenate([lengths, np.asarray(n, dtype=np.int64)])
+        spent += work.num_matvecs - mark
+        distributed.save_checkpoint(checkpoint, {
+            "alpha": alpha, "beta": beta, "lengths": lengths, "num_matvecs": np.array(spent),
+            "asymmetry": np.array(measured, dtype=np.float64),
+        }, meta)
+    return alpha, beta, lengths, spent

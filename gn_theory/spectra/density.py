@@ -264,18 +264,6 @@ def _resume_seed(seed: int | None, resume: bool, *paths: Path | None) -> int | N
     return None
 
 
-def _checkpoint_key(op: CurvatureOperator, where: str, resume: bool) -> str | None:
-    """The operator's checkpoint key; refused for ``resume`` when it has none."""
-    key = distributed.operator_key(op)
-    if resume and key is None:
-        raise InvalidInputError(
-            f"{where}: resume=True needs an operator with a fingerprint (a model operator, a "
-            f"sum of them, or a dense matrix); {type(op).__name__} has none, so a "
-            "checkpoint could not be told apart from another operator's"
-        )
-    return key
-
-
 def _exact_converged(
     alpha: np.ndarray, beta: np.ndarray, lengths: np.ndarray, weights: np.ndarray,
     *, dim: int, tol_abs: float, max_copies_weight: float = 12.0, min_weight: float = 1e-6,
@@ -473,7 +461,7 @@ def spectral_density(
     group = _checks.check_positive_int("probes_per_checkpoint", probes_per_checkpoint)
     key = defl_checkpoint = None
     if checkpoint is not None:
-        key = _checkpoint_key(op, "spectral_density", resume)
+        key = distributed.checkpoint_key(op, "spectral_density", resume)
         if not isinstance(deflate, Spectrum):
             defl_checkpoint = _sibling(checkpoint, "deflation")
         seed = _resume_seed(seed, resume, Path(checkpoint), defl_checkpoint)
@@ -541,8 +529,9 @@ def spectral_density(
             )
             spent = op.num_matvecs - mark
         else:
-            alpha, beta, lengths, spent = _checkpointed_probes(
-                work, V0, m, checkpoint=Path(checkpoint), resume=resume, group=group,
+            alpha, beta, lengths, spent = _krylov.checkpointed_probes(
+                work, V0, m, reorthogonalize=True, checkpoint=Path(checkpoint), resume=resume,
+                group=group,
                 probe=probe, probe_rows=probe_rows, measured=measured, bar=bar, meta={
                     "estimator": "spectral_density", "operator": key, "num_params": P,
                     "seed": seed, "num_probes": num_probes, "num_steps": m,
@@ -610,45 +599,6 @@ def spectral_density(
         deflated_eigenvalues=ev.copy() if k else None,
         bulk_bounds=bulk if k else None,
     )
-
-
-def _checkpointed_probes(
-    work: CurvatureOperator, V0: torch.Tensor, m: int, *, checkpoint: Path, resume: bool,
-    group: int, probe: Any, probe_rows: Any, measured: list[float], bar: Any,
-    meta: dict[str, Any],
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
-    """The SLQ of ``work`` in probe groups, ``checkpoint`` written after each (as slq's).
-
-    Returns alpha, beta, lengths and the products of every run that contributed.
-    """
-    saved = distributed.load_checkpoint(checkpoint, meta) if resume else None
-    if saved is None:
-        saved = {
-            "alpha": np.zeros((0, m)), "beta": np.zeros((0, m)),
-            "lengths": np.zeros(0, dtype=np.int64), "num_matvecs": np.array(0),
-            "asymmetry": np.array([], dtype=np.float64),
-        }
-    measured.extend(saved["asymmetry"].tolist())
-    alpha, beta, lengths = saved["alpha"], saved["beta"], saved["lengths"]
-    spent = int(saved["num_matvecs"])
-    if bar is not None:
-        bar.update(int(alpha.shape[0]) * m)
-    for start in range(int(alpha.shape[0]), V0.shape[0], group):
-        mark = work.num_matvecs
-        first = start == 0  # the symmetry check runs on the first group only
-        a, b, n = _krylov.batched_lanczos(
-            work, V0[start : start + group], m, reorthogonalize=True,
-            probe=probe if first else None, probe_rows=probe_rows if first else None,
-            progress=None if bar is None else bar.update,
-        )
-        alpha, beta = np.concatenate([alpha, a]), np.concatenate([beta, b])
-        lengths = np.concatenate([lengths, np.asarray(n, dtype=np.int64)])
-        spent += work.num_matvecs - mark
-        distributed.save_checkpoint(checkpoint, {
-            "alpha": alpha, "beta": beta, "lengths": lengths, "num_matvecs": np.array(spent),
-            "asymmetry": np.array(measured, dtype=np.float64),
-        }, meta)
-    return alpha, beta, lengths, spent
 
 
 def smallest_eigenvalues(
@@ -746,7 +696,7 @@ def smallest_eigenvalues(
         "max_matvecs", max_matvecs)
     top_checkpoint = None
     if checkpoint is not None:
-        _checkpoint_key(op, "smallest_eigenvalues", resume)
+        distributed.checkpoint_key(op, "smallest_eigenvalues", resume)
         if not isinstance(top, Spectrum):
             top_checkpoint = _sibling(checkpoint, "top")
         seed = _resume_seed(seed, resume, Path(checkpoint), top_checkpoint)

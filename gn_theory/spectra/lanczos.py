@@ -269,13 +269,7 @@ def lanczos(
     per = _checks.check_positive_int("restarts_per_checkpoint", restarts_per_checkpoint)
     key = None
     if checkpoint is not None:
-        key = distributed.operator_key(op)
-        if resume and key is None:
-            raise InvalidInputError(
-                f"lanczos: resume=True needs an operator with a fingerprint (a model operator, "
-                f"a sum of them, or a dense matrix); {type(op).__name__} has none, so a "
-                "checkpoint could not be told apart from another operator's"
-            )
+        key = distributed.checkpoint_key(op, "lanczos", resume)
         if resume and seed is None:  # take the checkpoint's seed (if there is one)
             seed = distributed.checkpoint_seed(checkpoint)
     gen, seed = generator(seed)

@@ -9,7 +9,6 @@ import numpy as np
 import torch
 
 from .. import _checks, _memory, distributed
-from ..exceptions import InvalidInputError
 from ..results.spectra import SpectralDensity
 from . import _krylov
 from ._common import (
@@ -146,13 +145,7 @@ def slq(
     group = _checks.check_positive_int("probes_per_checkpoint", probes_per_checkpoint)
     key = None
     if checkpoint is not None:
-        key = distributed.operator_key(op)
-        if resume and key is None:
-            raise InvalidInputError(
-                f"slq: resume=True needs an operator with a fingerprint (a model operator, a "
-                f"sum of them, or a dense matrix); {type(op).__name__} has none, so a "
-                "checkpoint could not be told apart from another operator's"
-            )
+        key = distributed.checkpoint_key(op, "slq", resume)
         if resume and seed is None:  # take the checkpoint's seed (if there is one)
             seed = distributed.checkpoint_seed(checkpoint)
     gen, seed = generator(seed)
@@ -203,34 +196,11 @@ def slq(
                 "reorthogonalize": bool(reorthogonalize), "basis_dtype": dtype_name(bdtype),
                 "probes_per_checkpoint": group, "check_symmetric": bool(check_symmetric),
             }
-            saved = distributed.load_checkpoint(checkpoint, meta) if resume else None
-            if saved is None:
-                saved = {
-                    "alpha": np.zeros((0, m)), "beta": np.zeros((0, m)),
-                    "lengths": np.zeros(0, dtype=np.int64), "num_matvecs": np.array(0),
-                    "asymmetry": np.array([], dtype=np.float64),
-                }
-            measured.extend(saved["asymmetry"].tolist())
-            alpha, beta, lengths = saved["alpha"], saved["beta"], saved["lengths"]
-            spent = int(saved["num_matvecs"])
-            if bar is not None:
-                bar.update(int(alpha.shape[0]) * m)
-            for start in range(int(alpha.shape[0]), num_probes, group):
-                mark = op.num_matvecs
-                first = start == 0  # the symmetry check runs on the first group only
-                a, b, n = _krylov.batched_lanczos(
-                    op, V0[start : start + group], m, reorthogonalize=reorthogonalize,
-                    probe=probe if first else None,
-                    probe_rows=probe_rows if first else None,
-                    progress=None if bar is None else bar.update,
-                )
-                alpha, beta = np.concatenate([alpha, a]), np.concatenate([beta, b])
-                lengths = np.concatenate([lengths, np.asarray(n, dtype=np.int64)])
-                spent += op.num_matvecs - mark
-                distributed.save_checkpoint(checkpoint, {
-                    "alpha": alpha, "beta": beta, "lengths": lengths,
-                    "num_matvecs": np.array(spent), "asymmetry": np.array(measured, dtype=np.float64),
-                }, meta)
+            alpha, beta, lengths, spent = _krylov.checkpointed_probes(
+                op, V0, m, reorthogonalize=reorthogonalize, checkpoint=Path(checkpoint),
+                resume=resume, group=group, probe=probe, probe_rows=probe_rows,
+                measured=measured, bar=bar, meta=meta,
+            )
     finally:
         if bar is not None:
             bar.close()

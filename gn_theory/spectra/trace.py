@@ -10,7 +10,6 @@ import numpy as np
 import torch
 
 from .. import _checks, distributed
-from ..exceptions import InvalidInputError
 from ..results.spectra import TraceEstimate
 from . import _krylov
 from ._common import compute_settings, generator, operator_settings, spectral_operator
@@ -111,12 +110,7 @@ def trace(
     meta: dict[str, Any] = {}
     saved: dict[str, np.ndarray] | None = None
     if checkpoint is not None:
-        key = distributed.operator_key(op)
-        if resume and key is None:
-            raise InvalidInputError(
-                f"trace: resume=True needs an operator with a fingerprint (a model operator, "
-                f"a sum of them, or a dense matrix); {type(op).__name__} has none"
-            )
+        key = distributed.checkpoint_key(op, "trace", resume)
         meta = {
             "estimator": "trace", "operator": key, "num_params": P, "seed": seed,
             "method": method, "num_matvecs": num_matvecs, "probes": probes,
