@@ -164,3 +164,16 @@ def test_cli_max_memory_large_and_bad(trained, tmp_path, capsys, monkeypatch):
     assert main(["measure", str(trained), "--out", str(tmp_path / "bad"), "--max-memory",
                  "lots", *MEASURE]) == 2
     assert "cannot read 'lots' as a memory size" in capsys.readouterr().err
+
+
+def test_lanczos_growth_after_a_breakdown_is_checked_too():
+    """A low-rank matrix breaks down; the basis then doubles: that growth is budgeted as well."""
+    rng = np.random.default_rng(0)
+    U = np.linalg.qr(rng.standard_normal((400, 5)))[0]
+    A = (U * np.array([5.0, 4.0, 3.0, 2.0, 1.0])) @ U.T
+    start = (20 + 1 + 8) * 400 * 8  # the start basis and the 8 eigenvectors, float64
+    grown = (41 + 8) * 400 * 8
+    ok = gt.lanczos(A, 8, seed=0, basis_size=20, max_memory=grown)
+    assert ok.settings["breakdowns"] >= 1
+    with pytest.raises(gt.MemoryBudgetError, match="grown after a breakdown"):
+        gt.lanczos(A, 8, seed=0, basis_size=20, max_memory=start)

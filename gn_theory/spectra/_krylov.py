@@ -283,8 +283,12 @@ def block_lanczos(
     state: dict[str, np.ndarray] | None = None,
     save: Callable[[dict[str, np.ndarray]], None] | None = None,
     restarts_per_checkpoint: int = 1,
+    before_grow: Callable[[int], None] | None = None,
 ) -> dict[str, Any]:
     """Thick-restart block Lanczos for k extreme eigenpairs, multiplicities included.
+
+    ``before_grow(rows)`` is called before the basis grows to ``rows`` vectors (once, after
+    the first breakdown: the copy search keeps the invariant rows), e.g. a memory check.
 
     The basis Q (at most ``basis_size + block_size`` rows of length P) is kept
     orthonormal by full reorthogonalisation (CGS2). The projected matrix
@@ -431,6 +435,8 @@ def block_lanczos(
                 if cap == m and cap < P:
                     # the copy search keeps the invariant rows: room for one more sequence
                     cap = min(2 * m, P)
+                    if before_grow is not None:
+                        before_grow(cap + b)
                     basis.grow(cap + b)
                     Q, T = basis.Q, basis.T
         reached = reached or jj >= min_dim

@@ -323,6 +323,15 @@ def lanczos(
             probe_rows=probe_rows,
             progress=None if bar is None else bar.update,
             state=state, save=save, restarts_per_checkpoint=per,
+            before_grow=lambda rows: _memory.check_memory(
+                (rows + (k if return_eigenvectors else 0)) * P * bdtype.itemsize,
+                f"lanczos: the Krylov basis grown after a breakdown ({rows} vectors of length "
+                f"P = {P:,}, {dtype_name(bdtype)}, to search the invariant subspace for "
+                "repeated eigenvalues)",
+                fix="a smaller basis_size (the basis doubles once after a breakdown)"
+                + (", dtype=torch.float32" if bdtype.itemsize > 4 else ""),
+                max_memory=max_memory, device=op.device,
+            ),
         )
     finally:
         if bar is not None:
