@@ -478,31 +478,45 @@ class ModelCurvatureOperator(CurvatureOperator):
         batches = 0
         first: tuple[torch.Tensor, torch.Tensor, tuple[int, ...]] | None = None
         self._buffer_names = {name for name, _ in self.function.model.named_buffers()}
-        with torch.no_grad():
-            for index, x, y in self.data:
-                out = self._first_forward(x) if first is None else self._forward(index, x)
-                if not isinstance(out, torch.Tensor):
-                    raise DataError(
-                        f"batch {index}: the model returned {type(out).__name__}, not a tensor"
-                    )
-                if out.shape[:1] != x.shape[:1]:
-                    raise DataError(
-                        f"batch {index}: the model returned {out.shape[0] if out.ndim else 0} "
-                        f"outputs for {x.shape[0]} inputs"
-                    )
-                _check_finite_batch(index, x, out)
-                if y.is_floating_point():
-                    _checks_torch.check_finite_tensor(y, f"batch {index}: the targets")
-                self.loss.check(out, y, index)
-                value = self.loss.sum(out, y)
-                if not bool(torch.isfinite(value)):
-                    raise NonFiniteError(f"batch {index}: the loss is {float(value)}")
-                if first is None:
-                    self._check_first_forward(x, out)
-                    first = (x, y, tuple(out.shape[1:]))
-                num_outputs = int(out[0].numel())
-                n += x.shape[0]
-                batches += 1
+        error: Exception | None = None
+        try:
+            with torch.no_grad():
+                for index, x, y in self.data:
+                    out = self._first_forward(x) if first is None else self._forward(index, x)
+                    if not isinstance(out, torch.Tensor):
+                        raise DataError(
+                            f"batch {index}: the model returned {type(out).__name__}, not a tensor"
+                        )
+                    if out.shape[:1] != x.shape[:1]:
+                        raise DataError(
+                            f"batch {index}: the model returned {out.shape[0] if out.ndim else 0} "
+                            f"outputs for {x.shape[0]} inputs"
+                        )
+                    _check_finite_batch(index, x, out)
+                    if y.is_floating_point():
+                        _checks_torch.check_finite_tensor(y, f"batch {index}: the targets")
+                    self.loss.check(out, y, index)
+                    value = self.loss.sum(out, y)
+                    if not bool(torch.isfinite(value)):
+                        raise NonFiniteError(f"batch {index}: the loss is {float(value)}")
+                    if first is None:
+                        self._check_first_forward(x, out)
+                        first = (x, y, tuple(out.shape[1:]))
+                    num_outputs = int(out[0].numel())
+                    n += x.shape[0]
+                    batches += 1
+        except Exception as exc:  # noqa: BLE001 - re-raised below, after every rank agreed
+            error = exc
+        # every rank learns of a failure on any rank before the next collective: a bad batch
+        # in one shard stops every rank at once instead of leaving the others waiting
+        failed = distributed.any_rank(error is not None)
+        if error is not None:
+            raise error
+        if failed:
+            raise DataError(
+                f"data-parallel run: the data check failed on rank(s) {failed} (their error is "
+                "reported there); every rank stops"
+            )
         empty = distributed.any_rank(n == 0 or first is None)
         if empty and distributed.world_size() > 1:
             raise DataError(

@@ -97,6 +97,16 @@ def refusals(model: torch.nn.Module, data: list, rank: int) -> dict[str, np.ndar
             out[name] = np.array("")
         except gt.DataError as exc:
             out[name] = np.array(str(exc))
+    # a non-finite input in rank 1's shard only: every rank stops at the data check (rank 1
+    # with its own error, rank 0 naming rank 1) instead of rank 0 waiting in a collective
+    bad = [(x.clone(), y) for x, y in data]
+    if rank == 1:
+        bad[0][0][0, 0] = float("nan")
+    try:
+        gt.ggn_operator(model, bad)
+        out["refused_nan_shard"] = np.array("")
+    except gt.GnTheoryError as exc:
+        out["refused_nan_shard"] = np.array(f"{type(exc).__name__}: {exc}")
     return out
 
 

@@ -131,6 +131,13 @@ def test_unreplicated_model_and_empty_shard_refused_on_every_rank(runs):
         assert "the shards of ranks [1] hold no samples" in str(res["refused_empty"])
 
 
+def test_a_bad_batch_on_one_rank_stops_every_rank(runs):
+    _, parallel, other = runs
+    assert "DataError" in str(parallel["refused_nan_shard"])
+    assert "failed on rank(s) [1]" in str(parallel["refused_nan_shard"])
+    assert str(other["refused_nan_shard"]).startswith("NonFiniteError")
+
+
 def test_checkpointed_slq_resumes_on_every_rank(runs):
     single, parallel, other = runs
     for res in (parallel, other):
