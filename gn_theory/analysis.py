@@ -933,9 +933,11 @@ def measure_model(
     bottom_k : int, default 3
         Smallest eigenvalues of H (0: skip).
     num_probes, num_steps : int, default 2, 80
-        Probes and Lanczos steps per probe of the deflated densities (chosen from the accuracy-time curves in docs/performance.md: with the top
-        eigenpairs deflated, 2 x 80 beats plain SLQ's 10 x 128 in Wasserstein-1 and on the
-        log-|lambda| scale for H and G_w of the real-MNIST problem, with a fifth of its products).
+        Probes and Lanczos steps per probe of the deflated densities. Chosen from
+        the accuracy-time curves in docs/performance.md: with the top eigenpairs
+        deflated, 2 x 80 beats plain SLQ's 10 x 128 in Wasserstein-1 and on the
+        log-|lambda| scale for H and G_w of the real-MNIST problem, with an eighth
+        of its products.
     identity_probes : int, default 4
         Probes of the H = G + R check.
     densities : tuple of {"H", "G"}, default ("H", "G")

@@ -84,9 +84,10 @@ def measure_outlier_inputs(
     num_probes : int, default 2
         Probes of the deflated density of :math:`G_{\rm w}`.
     num_steps : int, default 80
-        Lanczos steps per probe (chosen from the accuracy-time curves in docs/performance.md: with the top
-        eigenpairs deflated, 2 x 80 beats plain SLQ's 10 x 128 in Wasserstein-1 and on the
-        log-|lambda| scale for H and G_w of the real-MNIST problem, with a fifth of its products).
+        Lanczos steps per probe. Chosen from the accuracy-time curves in
+        docs/performance.md: with the top eigenpairs deflated, 2 x 80 beats plain
+        SLQ's 10 x 128 in Wasserstein-1 and on the log-|lambda| scale for H and G_w
+        of the real-MNIST problem, with an eighth of its products.
     num_vectors : int, optional
         Top eigenvectors of :math:`G_{\rm w}` (default ``k``; at most P - 1).
     seed : int, default 0
