@@ -13,7 +13,9 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["compare_matmat", "allclose_report"]
+from gn_theory.operators import DenseOperator
+
+__all__ = ["compare_matmat", "allclose_report", "Interrupted", "InterruptingOperator"]
 
 
 def allclose_report(actual: Any, expected: Any, *, rtol: float, atol: float = 0.0, what: str = "") -> None:
@@ -70,3 +72,24 @@ def compare_matmat(op: Any, dense: Any, *, rtol: float = 1e-10, num_cols: int = 
     allclose_report(op @ Vn, ref_V, rtol=rtol, what="op @ numpy matrix")
     allclose_report(op.matvec(vn), ref_v, rtol=rtol, what="scipy matvec")
     allclose_report(op.matmat(Vn), ref_V, rtol=rtol, what="scipy matmat")
+
+
+class Interrupted(Exception):
+    """Raised by :class:`InterruptingOperator` when its product budget is spent."""
+
+
+class InterruptingOperator(DenseOperator):
+    """A DenseOperator whose products stop (:class:`Interrupted`) once ``budget`` columns were multiplied.
+
+    Stands in for a run killed part way (the resume tests interrupt at every stage with it).
+    """
+
+    def __init__(self, matrix: np.ndarray, budget: int) -> None:
+        super().__init__(matrix)
+        self.budget = budget
+
+    def _matmat_torch(self, V: torch.Tensor) -> torch.Tensor:
+        self.budget -= V.shape[1]
+        if self.budget < 0:
+            raise Interrupted
+        return super()._matmat_torch(V)

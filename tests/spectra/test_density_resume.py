@@ -27,6 +27,7 @@ import gn_theory as gt
 from gn_theory.exceptions import InvalidInputError, ResultFileError
 from gn_theory.operators import DenseOperator
 from gn_theory.results import Spectrum
+from helpers import Interrupted, InterruptingOperator
 
 #: deflate 4 of a GOE-like matrix: its Lanczos takes 77 products and 7 thick restarts
 KW = {"deflate": 4, "num_probes": 4, "num_steps": 15, "seed": 1}
@@ -35,24 +36,6 @@ KW = {"deflate": 4, "num_probes": 4, "num_steps": 15, "seed": 1}
 def _matrix() -> np.ndarray:
     a = np.random.default_rng(4).standard_normal((300, 300))
     return (a + a.T) / 2
-
-
-class _Interrupted(Exception):
-    pass
-
-
-class _Interrupting(DenseOperator):
-    """The products of a DenseOperator, interrupted once ``budget`` columns were multiplied."""
-
-    def __init__(self, matrix: np.ndarray, budget: int) -> None:
-        super().__init__(matrix)
-        self.budget = budget
-
-    def _matmat_torch(self, V):
-        self.budget -= V.shape[1]
-        if self.budget < 0:
-            raise _Interrupted
-        return super()._matmat_torch(V)
 
 
 def _assert_same(a, b) -> None:
@@ -94,8 +77,8 @@ def test_density_interrupted_anywhere_resumes_bit_for_bit(tmp_path):
     # in the deflation before its first restart and after some, at its end, between groups
     for stop in (5, 40, 70, 78, 77 + 15 + 4, 77 + 30 + 9, 77 + 45 + 14):
         path = tmp_path / f"stop{stop}.npz"
-        with pytest.raises(_Interrupted):
-            gt.spectral_density(_Interrupting(A, stop), checkpoint=path, **KW)
+        with pytest.raises(Interrupted):
+            gt.spectral_density(InterruptingOperator(A, stop), checkpoint=path, **KW)
         states.add(_state(path))
         saved = path.exists() or path.with_name(path.name[:-4] + ".deflation.npz").exists()
         # seed=None takes the checkpoints' seed (there is none before the first restart)
@@ -122,8 +105,8 @@ def test_density_of_a_given_spectrum_resumes_in_groups(tmp_path):
     saved = set()
     for stop in (10, 35, 70):  # in the first, second and third group
         path = tmp_path / f"stop{stop}.npz"
-        with pytest.raises(_Interrupted):
-            gt.spectral_density(_Interrupting(A, stop), checkpoint=path, **kw)
+        with pytest.raises(Interrupted):
+            gt.spectral_density(InterruptingOperator(A, stop), checkpoint=path, **kw)
         saved.add(_state(path)[1])
         _assert_same(gt.spectral_density(A, checkpoint=path, resume=True, **kw), ref)
     assert saved == {0, 2, 4}
@@ -183,8 +166,8 @@ def test_density_killed_and_resumed_equals_uninterrupted(tmp_path):
 def test_density_foreign_and_truncated_checkpoints_are_refused(tmp_path):
     A = _matrix()
     path = tmp_path / "ck.npz"
-    with pytest.raises(_Interrupted):
-        gt.spectral_density(_Interrupting(A, 77 + 20), checkpoint=path, **KW)
+    with pytest.raises(Interrupted):
+        gt.spectral_density(InterruptingOperator(A, 77 + 20), checkpoint=path, **KW)
     assert _state(path) == ("done", 1)
     with pytest.raises(ResultFileError, match="operator"):
         gt.spectral_density(2 * A, checkpoint=path, resume=True, **KW)
@@ -246,8 +229,8 @@ def test_smallest_eigenvalues_interrupted_and_resumed(tmp_path):
     assert ref.num_matvecs == 157  # 99 for the top, 58 for the search
     for stop in (30, 99, 120, 150):  # in the top, at its end, in the search
         path = tmp_path / f"stop{stop}.npz"
-        with pytest.raises(_Interrupted):
-            gt.smallest_eigenvalues(_Interrupting(A, stop), 2, checkpoint=path, **kw)
+        with pytest.raises(Interrupted):
+            gt.smallest_eigenvalues(InterruptingOperator(A, stop), 2, checkpoint=path, **kw)
         saved = path.exists() or path.with_name(path.name[:-4] + ".top.npz").exists()
         back = gt.smallest_eigenvalues(A, 2, checkpoint=path, resume=True, top=4,
                                        seed=None if saved else 0)
@@ -255,8 +238,8 @@ def test_smallest_eigenvalues_interrupted_and_resumed(tmp_path):
     # a given top: the search's checkpoint is tied to the deflated basis and the shift
     top = gt.lanczos(A, 4, seed=2)
     path = tmp_path / "given.npz"
-    with pytest.raises(_Interrupted):
-        gt.smallest_eigenvalues(_Interrupting(A, 30), 2, top=top, seed=0, checkpoint=path)
+    with pytest.raises(Interrupted):
+        gt.smallest_eigenvalues(InterruptingOperator(A, 30), 2, top=top, seed=0, checkpoint=path)
     full = gt.smallest_eigenvalues(A, 2, top=top, seed=0, checkpoint=tmp_path / "full.npz")
     _assert_same_spectrum(
         gt.smallest_eigenvalues(A, 2, top=top, seed=0, checkpoint=path, resume=True), full)

@@ -13,7 +13,7 @@ import pytest
 
 import gn_theory as gt
 from gn_theory.exceptions import ResultFileError
-from gn_theory.operators import DenseOperator
+from helpers import Interrupted, InterruptingOperator
 
 KW = {"method": "hutch++", "num_matvecs": 60, "block_size": 4, "seed": 5}
 
@@ -21,22 +21,6 @@ KW = {"method": "hutch++", "num_matvecs": 60, "block_size": 4, "seed": 5}
 def _matrix() -> np.ndarray:
     a = np.random.default_rng(4).standard_normal((200, 200))
     return (a + a.T) / 2 + np.diag(np.arange(200.0))
-
-
-class _Interrupted(Exception):
-    pass
-
-
-class _Interrupting(DenseOperator):
-    def __init__(self, matrix: np.ndarray, budget: int) -> None:
-        super().__init__(matrix)
-        self.budget = budget
-
-    def _matmat_torch(self, V):
-        self.budget -= V.shape[1]
-        if self.budget < 0:
-            raise _Interrupted
-        return super()._matmat_torch(V)
 
 
 def test_hutchpp_interrupted_anywhere_resumes_bit_for_bit(tmp_path):
@@ -48,8 +32,8 @@ def test_hutchpp_interrupted_anywhere_resumes_bit_for_bit(tmp_path):
     kinds = set()
     for stop in (3, 25, 41, 47, 55):  # in the sketch, the range, and the Hutchinson part
         path = tmp_path / f"stop{stop}.npz"
-        with pytest.raises(_Interrupted):
-            gt.trace(_Interrupting(A, stop), checkpoint=path, **KW)
+        with pytest.raises(Interrupted):
+            gt.trace(InterruptingOperator(A, stop), checkpoint=path, **KW)
         if path.exists():
             with np.load(path) as z:
                 kinds.add(int(z["samples"].size))
@@ -67,8 +51,8 @@ def test_hutchpp_interrupted_anywhere_resumes_bit_for_bit(tmp_path):
 def test_hutchpp_foreign_and_truncated_checkpoints_are_refused(tmp_path):
     A = _matrix()
     path = tmp_path / "ck.npz"
-    with pytest.raises(_Interrupted):
-        gt.trace(_Interrupting(A, 45), checkpoint=path, **KW)
+    with pytest.raises(Interrupted):
+        gt.trace(InterruptingOperator(A, 45), checkpoint=path, **KW)
     with pytest.raises(ResultFileError, match="operator"):
         gt.trace(2 * A, checkpoint=path, resume=True, **KW)
     with pytest.raises(ResultFileError, match="seed"):

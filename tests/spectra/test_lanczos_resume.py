@@ -22,7 +22,7 @@ from scipy.sparse.linalg import aslinearoperator
 
 import gn_theory as gt
 from gn_theory.exceptions import InvalidInputError, ResultFileError
-from gn_theory.operators import DenseOperator
+from helpers import Interrupted, InterruptingOperator
 
 
 def _matrix() -> np.ndarray:
@@ -36,24 +36,6 @@ def _few_distinct() -> np.ndarray:
     Q, _ = np.linalg.qr(rng.standard_normal((120, 120)))
     A = (Q * np.repeat(np.arange(1.0, 9.0), 15)) @ Q.T
     return (A + A.T) / 2
-
-
-class _Interrupted(Exception):
-    pass
-
-
-class _Interrupting(DenseOperator):
-    """The products of a DenseOperator, interrupted once ``budget`` columns were multiplied."""
-
-    def __init__(self, matrix: np.ndarray, budget: int) -> None:
-        super().__init__(matrix)
-        self.budget = budget
-
-    def _matmat_torch(self, V):
-        self.budget -= V.shape[1]
-        if self.budget < 0:
-            raise _Interrupted
-        return super()._matmat_torch(V)
 
 
 def _assert_same(a, b) -> None:
@@ -136,8 +118,8 @@ def test_lanczos_interrupted_anywhere_resumes_bit_for_bit(tmp_path, make, kw):
     resumed = 0
     for stop in range(5, ref.num_matvecs, max(7, ref.num_matvecs // 8)):
         path = tmp_path / f"stop{stop}.npz"
-        with pytest.raises(_Interrupted):
-            gt.lanczos(_Interrupting(A, stop), seed=1, checkpoint=path, **kw)
+        with pytest.raises(Interrupted):
+            gt.lanczos(InterruptingOperator(A, stop), seed=1, checkpoint=path, **kw)
         resumed += path.exists()
         _assert_same(gt.lanczos(A, seed=1, checkpoint=path, resume=True, **kw), ref)
     assert resumed >= 2
@@ -147,8 +129,8 @@ def test_lanczos_foreign_and_truncated_checkpoints_are_refused(tmp_path):
     A = _matrix()
     kw = {"seed": 3, "basis_size": 12}
     path = tmp_path / "ck.npz"
-    with pytest.raises(_Interrupted):
-        gt.lanczos(_Interrupting(A, 40), 4, checkpoint=path, **kw)
+    with pytest.raises(Interrupted):
+        gt.lanczos(InterruptingOperator(A, 40), 4, checkpoint=path, **kw)
     with pytest.raises(ResultFileError, match="operator"):
         gt.lanczos(2 * A, 4, checkpoint=path, resume=True, **kw)
     with pytest.raises(ResultFileError, match="seed"):
