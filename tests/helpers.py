@@ -8,6 +8,12 @@ in float64. On failure it reports the largest mismatching entries.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -15,7 +21,8 @@ import torch
 
 from gn_theory.operators import DenseOperator
 
-__all__ = ["compare_matmat", "allclose_report", "Interrupted", "InterruptingOperator"]
+__all__ = ["compare_matmat", "allclose_report", "Interrupted", "InterruptingOperator",
+           "kill_after_first_checkpoint"]
 
 
 def allclose_report(actual: Any, expected: Any, *, rtol: float, atol: float = 0.0, what: str = "") -> None:
@@ -93,3 +100,22 @@ class InterruptingOperator(DenseOperator):
         if self.budget < 0:
             raise Interrupted
         return super()._matmat_torch(V)
+
+
+def kill_after_first_checkpoint(args: list[str], progress: Callable[[], int],
+                                timeout: float = 240.0) -> int:
+    """Run ``python *args`` and SIGKILL it once ``progress()`` reports a checkpointed unit.
+
+    ``progress`` reads the checkpoint file (0 until the first atomic write). Returns what it
+    reports after the kill: the units the killed run had saved.
+    """
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.Popen([sys.executable, *args], env=env)
+    try:
+        deadline = time.monotonic() + timeout
+        while progress() < 1 and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait()
+    return progress()

@@ -9,11 +9,6 @@ float64. Foreign (another matrix, settings or seed) and truncated checkpoints ar
 from __future__ import annotations
 
 import importlib.util
-import os
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +17,7 @@ from scipy.sparse.linalg import aslinearoperator
 
 import gn_theory as gt
 from gn_theory.exceptions import InvalidInputError, ResultFileError
+from helpers import kill_after_first_checkpoint
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "resume_worker.py"
@@ -43,16 +39,7 @@ def _done(path: Path, key: str) -> int:
 
 
 def _kill_midway(which: str, path: Path, key: str, total: int) -> int:
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, str(WORKER), which, str(path)], env=env)
-    try:
-        deadline = time.monotonic() + 240
-        while _done(path, key) < 1 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait()
-    done = _done(path, key)
+    done = kill_after_first_checkpoint([str(WORKER), which, str(path)], lambda: _done(path, key))
     assert 1 <= done < total, f"the run was not interrupted midway ({done} of {total})"
     return done
 

@@ -12,12 +12,7 @@ truncated checkpoints are refused.
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -27,7 +22,7 @@ import gn_theory as gt
 from gn_theory.exceptions import InvalidInputError, ResultFileError
 from gn_theory.operators import DenseOperator
 from gn_theory.results import Spectrum
-from helpers import Interrupted, InterruptingOperator
+from helpers import Interrupted, InterruptingOperator, kill_after_first_checkpoint
 
 #: deflate 4 of a GOE-like matrix: its Lanczos takes 77 products and 7 thick restarts
 KW = {"deflate": 4, "num_probes": 4, "num_steps": 15, "seed": 1}
@@ -147,16 +142,7 @@ def test_density_killed_and_resumed_equals_uninterrupted(tmp_path):
     A = _matrix()
     ref = gt.spectral_density(A, checkpoint=tmp_path / "ref.npz", **KW)
     path = tmp_path / "run.npz"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-c", _WORKER, str(path)], env=env)
-    try:
-        deadline = time.monotonic() + 240
-        while _probes_saved(path) < 1 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait()
-    done = _probes_saved(path)
+    done = kill_after_first_checkpoint(["-c", _WORKER, str(path)], lambda: _probes_saved(path))
     assert 1 <= done < KW["num_probes"], f"not interrupted midway ({done} probes saved)"
     settings = {k: v for k, v in KW.items() if k != "seed"}
     back = gt.spectral_density(A, checkpoint=path, resume=True, seed=None, **settings)

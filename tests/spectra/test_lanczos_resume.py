@@ -9,12 +9,7 @@ in float64: eigenvalues, eigenvectors, residuals, flags, products, restarts. For
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
 import textwrap
-import time
 
 import numpy as np
 import pytest
@@ -22,7 +17,7 @@ from scipy.sparse.linalg import aslinearoperator
 
 import gn_theory as gt
 from gn_theory.exceptions import InvalidInputError, ResultFileError
-from helpers import Interrupted, InterruptingOperator
+from helpers import Interrupted, InterruptingOperator, kill_after_first_checkpoint
 
 
 def _matrix() -> np.ndarray:
@@ -84,16 +79,7 @@ def test_lanczos_killed_and_resumed_equals_uninterrupted(tmp_path):
     assert np.array_equal(plain.eigenvalues, ref.eigenvalues)  # checkpointing changes nothing
     assert np.array_equal(plain.eigenvectors, ref.eigenvectors)
     path = tmp_path / "run.npz"
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.Popen([sys.executable, "-c", _WORKER, str(path)], env=env)
-    try:
-        deadline = time.monotonic() + 240
-        while _restarts_saved(path) < 1 and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.02)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.wait()
-    done = _restarts_saved(path)
+    done = kill_after_first_checkpoint(["-c", _WORKER, str(path)], lambda: _restarts_saved(path))
     assert 1 <= done < ref.settings["restarts"], f"not interrupted midway ({done} restarts saved)"
     back = gt.lanczos(A, 4, seed=None, basis_size=12, checkpoint=path, resume=True)
     _assert_same(back, ref)
